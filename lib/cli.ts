@@ -1,0 +1,85 @@
+#!/usr/bin/env node
+/**
+ * `memshard` command line: memcached's flags and defaults (yargs), then start the server.
+ */
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { ConfigError, parseExtras, parseSize, validate, type Config } from './config.js';
+import { Server } from './server.js';
+import { MEMCACHED_VERSION, MEMSHARD_VERSION } from './version.js';
+
+function parseArgs(argv: string[]): Config {
+  const args = yargs(argv)
+    .scriptName('memshard')
+    .version(false)
+    .usage(
+      `memshard ${MEMSHARD_VERSION}: a memcached ${MEMCACHED_VERSION} compatible cache, sharded over worker threads\n\nUsage: memshard [options]`,
+    )
+    .option('port', { alias: 'p', type: 'number', default: 11211, describe: 'TCP port to listen on' })
+    .option('listen', { alias: 'l', type: 'string', describe: 'interface to listen on (default: all)' })
+    .option('memory-limit', { alias: 'm', type: 'number', default: 64, describe: 'item memory in megabytes, split across shards' })
+    .option('conn-limit', { alias: 'c', type: 'number', default: 1024, describe: 'max simultaneous connections' })
+    .option('threads', { alias: 't', type: 'number', default: 4, describe: 'number of shard worker threads' })
+    .option('max-item-size', { alias: 'I', type: 'string', default: '1m', describe: 'max item size (k/m suffix; min 1k, max 1g)' })
+    .option('slab-growth-factor', { alias: 'f', type: 'number', default: 1.25, describe: 'chunk size growth factor' })
+    .option('slab-min-size', { alias: 'n', type: 'number', default: 48, describe: 'min space for key+value+flags in a chunk' })
+    .option('verbose', { alias: 'v', type: 'count', describe: 'verbose (print errors/warnings); -vv also prints client commands' })
+    .option('enable-shutdown', { alias: 'A', type: 'boolean', default: false, describe: 'enable the ascii "shutdown" command' })
+    .option('udp-port', { alias: 'U', type: 'number', default: 0, describe: 'UDP port (0 = off, the only value supported)' })
+    .option('extended', { alias: 'o', type: 'string', array: true, default: [] as string[], describe: 'comma separated memcached -o key=value options' })
+    .option('version', { alias: 'V', type: 'boolean', describe: 'print version and exit' })
+    .help('help')
+    .alias('help', 'h')
+    .strict()
+    .wrap(100)
+    .fail((msg, err) => {
+      throw new ConfigError(msg ?? err?.message ?? 'invalid arguments');
+    })
+    .parseSync();
+
+  if (args.version === true) {
+    process.stdout.write(`memshard ${MEMSHARD_VERSION} (memcached ${MEMCACHED_VERSION} compatible)\n`);
+    process.exit(0);
+  }
+  return validate({
+    port: args.port,
+    listen: args.listen,
+    memoryLimitMb: args['memory-limit'],
+    connLimit: args['conn-limit'],
+    threads: args.threads,
+    maxItemSize: parseSize('-I/--max-item-size', args['max-item-size']),
+    growthFactor: args['slab-growth-factor'],
+    minChunk: args['slab-min-size'],
+    verbosity: args.verbose,
+    enableShutdown: args['enable-shutdown'],
+    udpPort: args['udp-port'],
+    extras: parseExtras(args.extended),
+  });
+}
+
+async function main(): Promise<void> {
+  let config: Config;
+  try {
+    config = parseArgs(hideBin(process.argv));
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`memshard: ${err.message.split('\n')[0]}\n`);
+    process.exit(64); // EX_USAGE, like memcached
+  }
+  const server = new Server(config);
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      server.log(1, `Signal handled: ${signal}.`);
+      void server.close().then(() => process.exit(0));
+    });
+  }
+  try {
+    await server.start();
+  } catch (err) {
+    process.stderr.write(`memshard: failed to start: ${(err as Error).message}\n`);
+    await server.close();
+    process.exit(71); // EX_OSERR
+  }
+}
+
+await main();

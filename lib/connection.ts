@@ -1,0 +1,217 @@
+/**
+ * One client connection on the front end: input buffering, text parsing, the ordered reply queue
+ * (pipelined replies leave in request order even when shards answer out of order), write
+ * coalescing and backpressure.
+ */
+import type { Socket } from 'node:net';
+import { Op, type KeyCommand, type LocalCommand } from './protocol/command.js';
+import { Parsed, TextParser } from './protocol/text.js';
+import type { ReplySink } from './shards/shard-set.js';
+
+/** What the connection needs from the server. */
+export interface ConnectionHost {
+  readonly maxValue: number;
+  route(cmd: KeyCommand, sink: ReplySink, slot: number): void;
+  /**
+   * Answer a front-end command for reply slot `slot`: a reply, null to close the connection after
+   * the earlier replies, or undefined when the host fills the slot itself later.
+   */
+  local(cmd: LocalCommand, conn: Connection, slot: number): string | null | undefined;
+  countRead(bytes: number): void;
+  countWritten(bytes: number): void;
+  log(level: number, msg: string): void;
+}
+
+/** Stop reading from a client that has this much unsent output or this many unanswered requests. */
+const HIGH_WATER_BYTES = 4 * 1024 * 1024;
+const MAX_PENDING_REPLIES = 16 * 1024;
+
+/** Marks the reply slot after which the connection closes (quit). */
+const CLOSE_MARK = Buffer.alloc(0);
+
+export class Connection implements ReplySink {
+  private readonly parser: TextParser;
+  /** Unparsed input: a leftover buffer plus chunks gathered until `need` bytes are there. */
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private need = 0;
+  private swallow = 0;
+  /** Reply slots; slot ids are absolute, `base` is the id of replies[0]. */
+  private replies: Array<Buffer | undefined> = [];
+  private base = 0;
+  private closing = false;
+  private paused = false;
+  readonly id: number;
+  readonly openedAt = Date.now();
+  lastCommandAt = Date.now();
+  state = 'conn_read';
+
+  constructor(
+    readonly socket: Socket,
+    private readonly host: ConnectionHost,
+    id: number,
+  ) {
+    this.id = id;
+    this.parser = new TextParser(host.maxValue);
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('drain', () => this.maybeResume());
+  }
+
+  private onData(chunk: Buffer): void {
+    this.host.countRead(chunk.length);
+    if (this.closing) return;
+    if (this.swallow > 0) {
+      const skip = Math.min(this.swallow, chunk.length);
+      this.swallow -= skip;
+      chunk = chunk.subarray(skip);
+      if (chunk.length === 0) return;
+    }
+    this.pending.push(chunk);
+    this.pendingBytes += chunk.length;
+    // a large value arrives in many chunks: join them once, when all of it is here
+    if (this.pendingBytes < this.need) return;
+    const buf = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.need = 0;
+    this.lastCommandAt = Date.now();
+    const pos = this.consume(buf);
+    if (pos < buf.length && !this.closing) {
+      this.pending.push(buf.subarray(pos));
+      this.pendingBytes = buf.length - pos;
+    }
+    this.flushReplies();
+  }
+
+  /** Parse and dispatch every complete request in buf; returns the offset of the unparsed rest. */
+  private consume(buf: Buffer): number {
+    const parser = this.parser;
+    const host = this.host;
+    const end = buf.length;
+    let pos = 0;
+    while (pos < end && !this.closing) {
+      if (this.swallow > 0) {
+        const skip = Math.min(this.swallow, end - pos);
+        this.swallow -= skip;
+        pos += skip;
+        continue;
+      }
+      switch (parser.parse(buf, pos, end)) {
+        case Parsed.Incomplete:
+          this.need = parser.need;
+          return pos;
+        case Parsed.Key: {
+          const cmd = parser.keyCommand!;
+          if (cmd.op === Op.SetTooLarge) this.swallow = parser.swallow;
+          host.route(cmd, this, this.reserve());
+          break;
+        }
+        case Parsed.MultiGet: {
+          const keys = parser.keys;
+          for (let i = 0; i < keys.length; i++) {
+            const cmd: KeyCommand = {
+              op: parser.getOp,
+              key: keys[i]!,
+              flags: 0,
+              exptime: parser.exptime,
+              cas: 0,
+              delta: 0n,
+              value: null,
+              noreply: false,
+            };
+            host.route(cmd, this, this.reserve());
+          }
+          this.fill(this.reserve(), END);
+          break;
+        }
+        case Parsed.Local: {
+          const slot = this.reserve();
+          const reply = host.local(parser.local!, this, slot);
+          if (reply !== undefined) this.fill(slot, reply === null ? CLOSE_MARK : Buffer.from(reply, 'latin1'));
+          break;
+        }
+        case Parsed.Reply:
+          if (parser.reply !== '') this.fill(this.reserve(), Buffer.from(parser.reply, 'latin1'));
+          this.swallow = parser.swallow;
+          break;
+        case Parsed.Close:
+          host.log(2, `<${this.id} protocol violation, closing`);
+          this.closeAfterReplies();
+          return end;
+      }
+      pos = parser.next;
+    }
+    return Math.min(pos, end);
+  }
+
+  private reserve(): number {
+    this.replies.push(undefined);
+    if (this.replies.length > MAX_PENDING_REPLIES) this.pause();
+    return this.base + this.replies.length - 1;
+  }
+
+  fill(slot: number, reply: Buffer): void {
+    this.replies[slot - this.base] = reply;
+  }
+
+  /** Write the ready prefix of the reply queue as one socket write. */
+  flushReplies(): void {
+    const replies = this.replies;
+    let n = 0;
+    let bytes = 0;
+    let close = false;
+    while (n < replies.length) {
+      const r = replies[n];
+      if (r === undefined) break;
+      n++;
+      if (r === CLOSE_MARK) {
+        close = true;
+        break;
+      }
+      bytes += r.length;
+    }
+    if (n === 0) return;
+    const ready = replies.splice(0, n) as Buffer[];
+    this.base += n;
+    if (close) ready.pop();
+    if (bytes > 0 && !this.socket.destroyed) {
+      const out = ready.length === 1 ? ready[0]! : Buffer.concat(ready, bytes);
+      this.host.countWritten(bytes);
+      if (!this.socket.write(out) && this.socket.writableLength > HIGH_WATER_BYTES) this.pause();
+    }
+    if (close) {
+      this.closing = true;
+      this.socket.end();
+      return;
+    }
+    this.maybeResume();
+  }
+
+  /** Close once every earlier reply has been written. */
+  closeAfterReplies(): void {
+    this.fill(this.reserve(), CLOSE_MARK);
+    this.flushReplies();
+  }
+
+  private pause(): void {
+    if (this.paused) return;
+    this.paused = true;
+    this.state = 'conn_mwrite';
+    this.socket.pause();
+  }
+
+  private maybeResume(): void {
+    if (!this.paused || this.closing) return;
+    if (this.replies.length > MAX_PENDING_REPLIES / 2 || this.socket.writableLength > HIGH_WATER_BYTES) return;
+    this.paused = false;
+    this.state = 'conn_read';
+    this.socket.resume();
+  }
+
+  get pendingReplies(): number {
+    return this.replies.length;
+  }
+}
+
+const END = Buffer.from('END\r\n');

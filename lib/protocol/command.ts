@@ -1,0 +1,60 @@
+/**
+ * The protocol-neutral command: what every codec parses into and what the router and the shard
+ * workers execute. Keys and values are views into the connection's input buffer until they are
+ * copied, once, into a shard batch.
+ */
+
+/** Operations executed by a shard (they travel in batches, see lib/shards/batch.ts). */
+export const Op = {
+  Get: 1,
+  Gets: 2,
+  Gat: 3,
+  Gats: 4,
+  Set: 5,
+  Add: 6,
+  Replace: 7,
+  Append: 8,
+  Prepend: 9,
+  Cas: 10,
+  Delete: 11,
+  Incr: 12,
+  Decr: 13,
+  Touch: 14,
+  /** Flush every item of the shard (sent to all shards). */
+  FlushAll: 15,
+  /** A set whose value was over -I: the value was swallowed, the old item must go (memcached does this). */
+  SetTooLarge: 16,
+  /** `stats reset` (sent to all shards). */
+  ResetStats: 17,
+  /** Does nothing: its reply tells that the shard has executed everything queued before it. */
+  Barrier: 18,
+} as const;
+export type ShardOp = (typeof Op)[keyof typeof Op];
+
+/** Request bits carried with a shard op. */
+export const ReqFlag = {
+  NoReply: 1,
+} as const;
+
+/** A command for one key (or none, for FlushAll) bound for a shard. */
+export interface KeyCommand {
+  op: ShardOp;
+  key: Uint8Array;
+  flags: number;
+  exptime: number;
+  /** CAS to compare (cas) as a JS number; exact below 2^53, larger values never match a stored CAS. */
+  cas: number;
+  /** incr/decr delta, unsigned 64-bit. */
+  delta: bigint;
+  value: Uint8Array | null;
+  noreply: boolean;
+}
+
+/** Commands the front end answers itself. */
+export type LocalCommand =
+  | { kind: 'version' }
+  | { kind: 'verbosity'; level: number; noreply: boolean }
+  | { kind: 'quit' }
+  | { kind: 'shutdown'; mode: 'immediate' | 'graceful' | 'invalid' }
+  | { kind: 'stats'; group: string; args: string[] }
+  | { kind: 'flush_all'; delay: number; noreply: boolean };

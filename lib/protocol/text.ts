@@ -1,0 +1,390 @@
+/**
+ * memcached's classic text protocol: a pure request parser (bytes -> command) that follows
+ * memcached 1.6's proto_text.c tokenizer and error replies byte for byte.
+ */
+import { Op, type KeyCommand, type LocalCommand, type ShardOp } from './command.js';
+
+export const KEY_MAX_LENGTH = 250;
+/** memcached closes a connection whose line has no newline after this many bytes (multi-gets excepted). */
+export const MAX_LINE = 2048;
+/** Bound for a multi-get line, so a client cannot make us buffer without limit. */
+export const MAX_GET_LINE = 1 << 20;
+/** memcached's tokenizer stops splitting after this many tokens (it re-tokenizes get keys). */
+const MAX_TOKENS = 24;
+
+export const Parsed = {
+  /** More bytes are needed; `need` is the total byte count from the start offset, or 0 if unknown. */
+  Incomplete: 0,
+  /** A command for one key: `keyCommand`. */
+  Key: 1,
+  /** A get/gets/gat/gats over `keys`. */
+  MultiGet: 2,
+  /** A command answered by the front end: `local`. */
+  Local: 3,
+  /** Reply `reply` at once (an error); then drop `swallow` bytes of data that follow the line. */
+  Reply: 4,
+  /** Protocol violation that memcached answers by closing the connection. */
+  Close: 5,
+} as const;
+export type ParsedKind = (typeof Parsed)[keyof typeof Parsed];
+
+const CRLF = 0x0a;
+const SPACE = 0x20;
+
+export const Errors = {
+  error: 'ERROR\r\n',
+  badFormat: 'CLIENT_ERROR bad command line format\r\n',
+  badChunk: 'CLIENT_ERROR bad data chunk\r\n',
+  badExptime: 'CLIENT_ERROR invalid exptime argument\r\n',
+  badDelta: 'CLIENT_ERROR invalid numeric delta argument\r\n',
+  deleteUsage: 'CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\n',
+  tooLarge: 'SERVER_ERROR object too large for cache\r\n',
+  shutdownDisabled: 'SERVER_ERROR: shutdown not enabled\r\n',
+  shutdownMode: 'CLIENT_ERROR invalid shutdown mode\r\n',
+} as const;
+
+const STORE_OPS: Record<string, ShardOp> = {
+  set: Op.Set,
+  add: Op.Add,
+  replace: Op.Replace,
+  append: Op.Append,
+  prepend: Op.Prepend,
+  cas: Op.Cas,
+};
+const GET_OPS: Record<string, ShardOp> = { get: Op.Get, gets: Op.Gets, gat: Op.Gat, gats: Op.Gats };
+
+/**
+ * A reusable parser: `parse()` returns a kind and leaves its result in the fields, so the hot path
+ * allocates only the command itself.
+ */
+export class TextParser {
+  /** Offset just past the parsed request (line and data block). */
+  next = 0;
+  need = 0;
+  reply = '';
+  swallow = 0;
+  keyCommand: KeyCommand | null = null;
+  local: LocalCommand | null = null;
+  getOp: ShardOp = Op.Get;
+  keys: Uint8Array[] = [];
+  exptime = 0;
+  private start = 0;
+
+  // token boundaries of the current line
+  private readonly ts: number[] = [];
+  private readonly te: number[] = [];
+
+  /** @param maxValue values longer than this are refused as too large without being buffered */
+  constructor(private readonly maxValue: number) {}
+
+  parse(buf: Buffer, pos: number, end: number): ParsedKind {
+    this.start = pos;
+    const nl = buf.indexOf(CRLF, pos);
+    if (nl < 0 || nl >= end) return this.incompleteLine(buf, pos, end);
+    const lineEnd = nl > pos && buf[nl - 1] === 0x0d ? nl - 1 : nl;
+    this.next = nl + 1;
+    const n = this.tokenize(buf, pos, lineEnd, MAX_TOKENS);
+    const ts = this.ts;
+    const te = this.te;
+    // memcached: every command has at least two bytes
+    if (n === 0 || te[0]! - ts[0]! < 2) return this.fail(Errors.error);
+    const name = buf.toString('latin1', ts[0]!, te[0]!);
+
+    const getOp = GET_OPS[name];
+    if (getOp !== undefined) return this.parseGet(buf, getOp, n, lineEnd);
+    const storeOp = STORE_OPS[name];
+    if (storeOp !== undefined) return this.parseStore(buf, storeOp, n, end);
+    switch (name) {
+      case 'delete':
+        return this.parseDelete(buf, n);
+      case 'incr':
+      case 'decr':
+        return this.parseArith(buf, name === 'incr' ? Op.Incr : Op.Decr, n);
+      case 'touch':
+        return this.parseTouch(buf, n);
+      case 'flush_all':
+        return this.parseFlush(buf, n);
+      case 'version':
+        return this.localCmd({ kind: 'version' });
+      case 'quit':
+        return this.localCmd({ kind: 'quit' });
+      case 'verbosity':
+        return this.parseVerbosity(buf, n);
+      case 'stats':
+        return this.localCmd({ kind: 'stats', group: n > 1 ? this.tok(buf, 1) : '', args: this.rest(buf, 2, n) });
+      case 'shutdown':
+        if (n === 1) return this.localCmd({ kind: 'shutdown', mode: 'immediate' });
+        if (n === 2 && this.tok(buf, 1) === 'graceful') return this.localCmd({ kind: 'shutdown', mode: 'graceful' });
+        return this.localCmd({ kind: 'shutdown', mode: 'invalid' });
+      default:
+        // memcached hangs up on HTTP requests sent to it by mistake
+        if (buf.toString('latin1', ts[n - 1]!, Math.min(te[n - 1]!, ts[n - 1]! + 5)) === 'HTTP/') return Parsed.Close;
+        return this.fail(Errors.error);
+    }
+  }
+
+  private incompleteLine(buf: Buffer, pos: number, end: number): ParsedKind {
+    const len = end - pos;
+    if (len > MAX_LINE) {
+      let p = pos;
+      while (p < end && buf[p] === SPACE) p++;
+      const isGet = p - pos <= 100 && (buf.toString('latin1', p, p + 4) === 'get ' || buf.toString('latin1', p, p + 5) === 'gets ');
+      if (!isGet || len > MAX_GET_LINE) return Parsed.Close;
+    }
+    this.need = 0;
+    return Parsed.Incomplete;
+  }
+
+  /** Split [start, end) on spaces like memcached (only ' ' separates; empty tokens vanish). */
+  private tokenize(buf: Buffer, start: number, end: number, max: number): number {
+    const ts = this.ts;
+    const te = this.te;
+    let n = 0;
+    let s = start;
+    for (let i = start; i < end; i++) {
+      if (buf[i] === SPACE) {
+        if (i > s) {
+          ts[n] = s;
+          te[n] = i;
+          n++;
+          if (n === max - 1) {
+            s = i + 1;
+            // the rest of the line is one final token, as in memcached (used by long get lines)
+            ts[n] = s;
+            te[n] = end;
+            return s < end ? n + 1 : n;
+          }
+        }
+        s = i + 1;
+      }
+    }
+    if (end > s) {
+      ts[n] = s;
+      te[n] = end;
+      n++;
+    }
+    return n;
+  }
+
+  private tok(buf: Buffer, i: number): string {
+    return buf.toString('latin1', this.ts[i]!, this.te[i]!);
+  }
+
+  private rest(buf: Buffer, from: number, n: number): string[] {
+    const out: string[] = [];
+    for (let i = from; i < n; i++) out.push(this.tok(buf, i));
+    return out;
+  }
+
+  private isNoreply(buf: Buffer, i: number): boolean {
+    return this.te[i]! - this.ts[i]! === 7 && buf.toString('latin1', this.ts[i]!, this.te[i]!) === 'noreply';
+  }
+
+  private fail(reply: string, swallow = 0): ParsedKind {
+    this.reply = reply;
+    this.swallow = swallow;
+    return Parsed.Reply;
+  }
+
+  private localCmd(cmd: LocalCommand): ParsedKind {
+    this.local = cmd;
+    return Parsed.Local;
+  }
+
+  private key(buf: Buffer, i: number): Uint8Array | null {
+    const s = this.ts[i]!;
+    const e = this.te[i]!;
+    if (e - s > KEY_MAX_LENGTH) return null;
+    for (let p = s; p < e; p++) {
+      const c = buf[p]!;
+      if (c < 0x21 || c === 0x7f) return null;
+    }
+    return buf.subarray(s, e);
+  }
+
+  private keyCmd(op: ShardOp, key: Uint8Array, noreply: boolean): KeyCommand {
+    const cmd: KeyCommand = { op, key, flags: 0, exptime: 0, cas: 0, delta: 0n, value: null, noreply };
+    this.keyCommand = cmd;
+    return cmd;
+  }
+
+  private parseGet(buf: Buffer, op: ShardOp, n: number, lineEnd: number): ParsedKind {
+    if (n < 2) return this.fail(Errors.error);
+    const touch = op === Op.Gat || op === Op.Gats;
+    let first = 1;
+    if (touch) {
+      const exptime = parseI32(buf, this.ts[1]!, this.te[1]!);
+      if (exptime === null) return this.fail(Errors.badExptime);
+      this.exptime = exptime;
+      first = 2; // memcached answers a bare `gat <exptime>` with END
+    }
+    // get lines may hold any number of keys: tokenize the whole line without the 24-token cap
+    const count = this.tokenize(buf, this.ts[0]!, lineEnd, Number.MAX_SAFE_INTEGER);
+    const keys: Uint8Array[] = [];
+    for (let i = first; i < count; i++) {
+      const key = this.key(buf, i);
+      if (key === null) return this.fail(Errors.badFormat);
+      keys.push(key);
+    }
+    this.getOp = op;
+    this.keys = keys;
+    return Parsed.MultiGet;
+  }
+
+  private parseStore(buf: Buffer, op: ShardOp, n: number, end: number): ParsedKind {
+    const isCas = op === Op.Cas;
+    const base = isCas ? 6 : 5;
+    if (n !== base && n !== base + 1) return this.fail(Errors.error);
+    const noreply = n === base + 1 && this.isNoreply(buf, base);
+    const key = this.key(buf, 1);
+    if (key === null) return this.fail(noreply ? '' : Errors.badFormat);
+    const flags = parseU32(buf, this.ts[2]!, this.te[2]!);
+    const exptime = parseI32(buf, this.ts[3]!, this.te[3]!);
+    const vlen = parseI32(buf, this.ts[4]!, this.te[4]!);
+    if (flags === null || exptime === null || vlen === null) return this.fail(noreply ? '' : Errors.badFormat);
+    let cas = 0;
+    if (isCas) {
+      const c = parseU64(buf, this.ts[5]!, this.te[5]!);
+      if (c === null) return this.fail(noreply ? '' : Errors.badFormat);
+      cas = Number(c);
+    }
+    if (vlen < 0 || vlen > 0x7fffffff - 2) return this.fail(noreply ? '' : Errors.badFormat);
+    const dataStart = this.next;
+    if (vlen > this.maxValue) {
+      // refuse without buffering: the shard removes the old item (for set) and counts it
+      const cmd = this.keyCmd(Op.SetTooLarge, key, noreply);
+      cmd.flags = op === Op.Set ? 1 : 0;
+      this.swallow = vlen + 2;
+      return Parsed.Key;
+    }
+    const dataEnd = dataStart + vlen;
+    if (dataEnd + 2 > end) {
+      this.need = dataEnd + 2 - this.start;
+      return Parsed.Incomplete;
+    }
+    this.next = dataEnd + 2;
+    if (buf[dataEnd] !== 0x0d || buf[dataEnd + 1] !== CRLF) return this.fail(noreply ? '' : Errors.badChunk);
+    const cmd = this.keyCmd(op, key, noreply);
+    cmd.flags = flags;
+    cmd.exptime = exptime;
+    cmd.cas = cas;
+    cmd.value = buf.subarray(dataStart, dataEnd);
+    this.swallow = 0;
+    return Parsed.Key;
+  }
+
+  private parseDelete(buf: Buffer, n: number): ParsedKind {
+    if (n < 2 || n > 4) return this.fail(Errors.error);
+    let noreply = false;
+    if (n > 2) {
+      const holdIsZero = this.tok(buf, 2) === '0';
+      noreply = this.isNoreply(buf, n - 1);
+      const valid = (n === 3 && (holdIsZero || noreply)) || (n === 4 && holdIsZero && noreply);
+      if (!valid) return this.fail(noreply ? '' : Errors.deleteUsage);
+    }
+    const key = this.key(buf, 1);
+    if (key === null) return this.fail(noreply ? '' : Errors.badFormat);
+    this.keyCmd(Op.Delete, key, noreply);
+    return Parsed.Key;
+  }
+
+  private parseArith(buf: Buffer, op: ShardOp, n: number): ParsedKind {
+    if (n !== 3 && n !== 4) return this.fail(Errors.error);
+    const noreply = n === 4 && this.isNoreply(buf, 3);
+    const key = this.key(buf, 1);
+    if (key === null) return this.fail(noreply ? '' : Errors.badFormat);
+    const delta = parseU64(buf, this.ts[2]!, this.te[2]!);
+    if (delta === null) return this.fail(noreply ? '' : Errors.badDelta);
+    this.keyCmd(op, key, noreply).delta = delta;
+    return Parsed.Key;
+  }
+
+  private parseTouch(buf: Buffer, n: number): ParsedKind {
+    if (n !== 3 && n !== 4) return this.fail(Errors.error);
+    const noreply = n === 4 && this.isNoreply(buf, 3);
+    const key = this.key(buf, 1);
+    if (key === null) return this.fail(noreply ? '' : Errors.badFormat);
+    const exptime = parseI32(buf, this.ts[2]!, this.te[2]!);
+    if (exptime === null) return this.fail(noreply ? '' : Errors.badExptime);
+    this.keyCmd(Op.Touch, key, noreply).exptime = exptime;
+    return Parsed.Key;
+  }
+
+  private parseFlush(buf: Buffer, n: number): ParsedKind {
+    if (n > 3) return this.fail(Errors.error);
+    const noreply = n > 1 && this.isNoreply(buf, n - 1);
+    let delay = 0;
+    if (n !== (noreply ? 2 : 1)) {
+      const d = parseI32(buf, this.ts[1]!, this.te[1]!);
+      if (d === null) return this.fail(noreply ? '' : Errors.badExptime);
+      delay = d;
+    }
+    return this.localCmd({ kind: 'flush_all', delay, noreply });
+  }
+
+  private parseVerbosity(buf: Buffer, n: number): ParsedKind {
+    if (n !== 2 && n !== 3) return this.fail(Errors.error);
+    const noreply = n === 3 && this.isNoreply(buf, 2);
+    const level = parseU32(buf, this.ts[1]!, this.te[1]!);
+    if (level === null) return this.fail(noreply ? '' : Errors.badFormat);
+    return this.localCmd({ kind: 'verbosity', level, noreply });
+  }
+}
+
+/** strtol-like, whole token, fits in int32 (memcached's safe_strtol). */
+export function parseI32(buf: Uint8Array, s: number, e: number): number | null {
+  let p = s;
+  let neg = false;
+  if (p < e && (buf[p] === 0x2d || buf[p] === 0x2b)) {
+    neg = buf[p] === 0x2d;
+    p++;
+  }
+  if (p >= e) return null;
+  let v = 0;
+  for (; p < e; p++) {
+    const d = buf[p]! - 0x30;
+    if (d < 0 || d > 9) return null;
+    v = v * 10 + d;
+    if (v > 0x80000000) return null;
+  }
+  v = neg ? -v : v;
+  return v > 0x7fffffff ? null : v;
+}
+
+/** strtoul-like, whole token, no sign, modulo 2^32 like memcached's cast of a long to uint32. */
+export function parseU32(buf: Uint8Array, s: number, e: number): number | null {
+  if (e - s > 15) {
+    const big = parseU64(buf, s, e);
+    return big === null ? null : Number(big & 0xffffffffn);
+  }
+  if (s >= e) return null;
+  let v = 0;
+  for (let p = s; p < e; p++) {
+    const d = buf[p]! - 0x30;
+    if (d < 0 || d > 9) return null;
+    v = v * 10 + d;
+  }
+  return v % 0x100000000;
+}
+
+/** strtoull-like, whole token, unsigned 64-bit (memcached's safe_strtoull). */
+export function parseU64(buf: Uint8Array, s: number, e: number): bigint | null {
+  if (s >= e || e - s > 20) return null;
+  let v = 0;
+  let p = s;
+  // up to 15 digits fit exactly in a double; go to bigint only for longer numbers
+  const fast = Math.min(e, s + 15);
+  for (; p < fast; p++) {
+    const d = buf[p]! - 0x30;
+    if (d < 0 || d > 9) return null;
+    v = v * 10 + d;
+  }
+  if (p === e) return BigInt(v);
+  let big = BigInt(v);
+  for (; p < e; p++) {
+    const d = buf[p]! - 0x30;
+    if (d < 0 || d > 9) return null;
+    big = big * 10n + BigInt(d);
+  }
+  return big > 0xffffffffffffffffn ? null : big;
+}

@@ -1,0 +1,171 @@
+/**
+ * The daemon: TCP listener, connection limit, routing of key commands to shards, and the commands
+ * the front end answers itself (version, verbosity, quit, shutdown, flush_all, stats).
+ */
+import net from 'node:net';
+import type { Config } from './config.js';
+import { shardStoreConfigs } from './config.js';
+import { Connection, type ConnectionHost } from './connection.js';
+import { Op, type KeyCommand, type LocalCommand, type ShardOp } from './protocol/command.js';
+import { Errors } from './protocol/text.js';
+import { HashRing } from './router.js';
+import { ShardSet, type ReplySink } from './shards/shard-set.js';
+import { StatsReporter } from './stats.js';
+import { MEMCACHED_VERSION } from './version.js';
+
+const TOO_MANY_CONNECTIONS = 'ERROR Too many open connections\r\n';
+const NO_KEY = new Uint8Array(0);
+
+export interface ServerCounters {
+  currConnections: number;
+  totalConnections: number;
+  rejectedConnections: number;
+  bytesRead: number;
+  bytesWritten: number;
+}
+
+export class Server implements ConnectionHost {
+  readonly maxValue: number;
+  readonly startedAt = Date.now();
+  /** Unix seconds at server time 0; memcached starts its clock 2 s in the past. */
+  readonly processStarted = Math.floor(Date.now() / 1000) - 2;
+  readonly counters: ServerCounters = {
+    currConnections: 0,
+    totalConnections: 0,
+    rejectedConnections: 0,
+    bytesRead: 0,
+    bytesWritten: 0,
+  };
+  verbosity: number;
+  readonly connections = new Set<Connection>();
+  readonly shards: ShardSet;
+  private readonly ring: HashRing;
+  private readonly stats: StatsReporter;
+  private readonly listener: net.Server;
+  private nextConnId = 0;
+  private closed = false;
+
+  constructor(readonly config: Config) {
+    this.maxValue = config.maxItemSize;
+    this.verbosity = config.verbosity;
+    this.ring = new HashRing(config.threads);
+    this.shards = new ShardSet(shardStoreConfigs(config), this.processStarted, (level, msg) => this.log(level, msg));
+    this.stats = new StatsReporter(this);
+    this.listener = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
+  }
+
+  async start(): Promise<net.AddressInfo> {
+    await this.shards.start();
+    await new Promise<void>((resolve, reject) => {
+      this.listener.once('error', reject);
+      this.listener.listen({ port: this.config.port, host: this.config.listen, backlog: 1024 }, () => {
+        this.listener.off('error', reject);
+        resolve();
+      });
+    });
+    const address = this.listener.address() as net.AddressInfo;
+    this.log(1, `memshard listening on ${address.address}:${address.port} with ${this.config.threads} shards`);
+    return address;
+  }
+
+  private accept(socket: net.Socket): void {
+    const counters = this.counters;
+    if (counters.currConnections >= this.config.connLimit) {
+      counters.rejectedConnections++;
+      this.log(1, 'Too many open connections');
+      socket.end(TOO_MANY_CONNECTIONS);
+      return;
+    }
+    counters.currConnections++;
+    counters.totalConnections++;
+    const conn = new Connection(socket, this, this.nextConnId++);
+    this.connections.add(conn);
+    this.log(2, `<${conn.id} new client connection`);
+    socket.on('error', (err) => this.log(2, `<${conn.id} ${err.message}`));
+    socket.on('close', () => {
+      counters.currConnections--;
+      this.connections.delete(conn);
+      this.log(2, `<${conn.id} connection closed.`);
+    });
+  }
+
+  route(cmd: KeyCommand, sink: ReplySink, slot: number): void {
+    this.shards.enqueue(this.ring.shardOf(cmd.key), cmd, cmd.noreply ? null : sink, slot);
+    // a noreply command still owns its slot: release it at once, the reply order is unaffected
+    if (cmd.noreply) sink.fill(slot, EMPTY);
+  }
+
+  local(cmd: LocalCommand, conn: Connection, slot: number): string | null | undefined {
+    switch (cmd.kind) {
+      case 'version':
+        return `VERSION ${MEMCACHED_VERSION}\r\n`;
+      case 'quit':
+        return null;
+      case 'verbosity':
+        this.verbosity = Math.min(cmd.level, 2);
+        return cmd.noreply ? '' : 'OK\r\n';
+      case 'flush_all':
+        this.broadcast(Op.FlushAll, cmd.delay, null);
+        return cmd.noreply ? '' : 'OK\r\n';
+      case 'shutdown':
+        if (!this.config.enableShutdown) return Errors.shutdownDisabled;
+        if (cmd.mode === 'invalid') return Errors.shutdownMode;
+        this.log(1, `shutdown requested by connection ${conn.id}`);
+        setImmediate(() => void this.close().then(() => process.exit(0)));
+        return null;
+      case 'stats': {
+        // answer once every shard has run what this connection sent before (and a reset)
+        const op = cmd.group === 'reset' ? Op.ResetStats : Op.Barrier;
+        this.broadcast(op, 0, () => {
+          conn.fill(slot, Buffer.from(this.stats.report(cmd.group, cmd.args), 'latin1'));
+          conn.flushReplies();
+        });
+        return undefined;
+      }
+    }
+  }
+
+  /**
+   * Send a key-less command to every shard; `done` runs when all of them have executed it. A
+   * command without `done` needs no wait: it is queued ahead of any later command on every shard,
+   * so no client can observe it unapplied.
+   */
+  private broadcast(op: ShardOp, exptime: number, done: (() => void) | null): void {
+    let waiting = this.config.threads;
+    const sink: ReplySink | null =
+      done === null
+        ? null
+        : {
+            fill: () => {
+              if (--waiting === 0) done();
+            },
+            flushReplies: () => {},
+          };
+    for (let shard = 0; shard < this.config.threads; shard++) {
+      const cmd: KeyCommand = { op, key: NO_KEY, flags: 0, exptime, cas: 0, delta: 0n, value: null, noreply: sink === null };
+      this.shards.enqueue(shard, cmd, sink, 0);
+    }
+  }
+
+  countRead(bytes: number): void {
+    this.counters.bytesRead += bytes;
+  }
+
+  countWritten(bytes: number): void {
+    this.counters.bytesWritten += bytes;
+  }
+
+  log(level: number, msg: string): void {
+    if (this.verbosity >= level) process.stderr.write(`${msg}\n`);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.listener.close();
+    for (const conn of this.connections) conn.socket.destroy();
+    await this.shards.close();
+  }
+}
+
+const EMPTY = Buffer.alloc(0);

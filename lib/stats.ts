@@ -1,0 +1,252 @@
+/**
+ * `stats`, `stats settings|items|slabs|sizes|conns|reset`: memcached's field names, order and
+ * formats. Shard counters are read straight from the shards' shared memory (no message).
+ */
+import { readShardStats, type ShardStats } from './store/stats.js';
+import type { Server } from './server.js';
+import { MEMCACHED_VERSION, MEMSHARD_VERSION } from './version.js';
+
+type Row = [string, string | number];
+
+/** Counters summed over shards, in the order memcached prints them in `stats`. */
+const COMMAND_COUNTERS = [
+  'cmd_get', 'cmd_set', 'cmd_flush', 'cmd_touch', 'cmd_meta', 'get_hits', 'get_misses', 'get_expired', 'get_flushed',
+  'delete_misses', 'delete_hits', 'incr_misses', 'incr_hits', 'decr_misses', 'decr_hits', 'cas_misses', 'cas_hits',
+  'cas_badval', 'touch_hits', 'touch_misses', 'store_too_large', 'store_no_memory',
+];
+const ITEM_TOTALS = [
+  'expired_unfetched', 'evicted_unfetched', 'evicted_active', 'evictions', 'reclaimed', 'crawler_reclaimed',
+  'crawler_items_checked', 'lrutail_reflocked', 'moves_to_cold', 'moves_to_warm', 'moves_within_lru',
+  'direct_reclaims', 'lru_bumps_dropped',
+];
+const ITEMS_FIELDS = [
+  'number', 'number_hot', 'number_warm', 'number_cold', 'number_temp', 'age_hot', 'age_warm', 'age', 'mem_requested',
+  'evicted', 'evicted_nonzero', 'evicted_time', 'outofmemory', 'tailrepairs', 'reclaimed', 'expired_unfetched',
+  'evicted_unfetched', 'evicted_active', 'crawler_reclaimed', 'crawler_items_checked', 'lrutail_reflocked',
+  'moves_to_cold', 'moves_to_warm', 'moves_within_lru', 'direct_reclaims', 'hits_to_hot', 'hits_to_warm',
+  'hits_to_cold', 'hits_to_temp',
+];
+/** Fields that are ages or maxima, not sums, when several shards have the same class. */
+const MAX_FIELDS = new Set(['age_hot', 'age_warm', 'age', 'evicted_time', 'chunk_size', 'chunks_per_page']);
+const SLABS_FIELDS = [
+  'chunk_size', 'chunks_per_page', 'total_pages', 'total_chunks', 'used_chunks', 'free_chunks', 'free_chunks_end',
+  'get_hits', 'cmd_set', 'delete_hits', 'incr_hits', 'decr_hits', 'cas_hits', 'cas_badval', 'touch_hits',
+];
+
+/** `sec.usec`, as memcached prints rusage. */
+function seconds(micros: number): string {
+  return `${Math.floor(micros / 1e6)}.${String(Math.floor(micros % 1e6)).padStart(6, '0')}`;
+}
+
+export class StatsReporter {
+  constructor(private readonly server: Server) {}
+
+  /** The reply to `stats <group> <args>`. */
+  report(group: string, args: string[]): string {
+    switch (group) {
+      case '':
+        return render(this.general());
+      case 'settings':
+        return render(this.settings());
+      case 'items':
+        return render(this.items());
+      case 'slabs':
+        return render(this.slabs());
+      case 'sizes':
+        return render([['sizes_status', 'disabled']]);
+      case 'conns':
+        return render(this.conns());
+      case 'reset':
+        this.resetFrontEnd();
+        return 'RESET\r\n';
+      case 'detail':
+        return args.length === 0 ? 'CLIENT_ERROR usage: stats detail on|off|dump\r\n' : 'CLIENT_ERROR stats detail not supported\r\n';
+      default:
+        return 'ERROR\r\n';
+    }
+  }
+
+  private shardStats(): ShardStats[] {
+    const now = this.now();
+    return this.server.shards.shards.map((s) => readShardStats(s.sab, s.config, now));
+  }
+
+  private now(): number {
+    return Math.floor(Date.now() / 1000) - this.server.processStarted;
+  }
+
+  /** Sum of one counter over all shards. */
+  private static total(shards: ShardStats[], name: string): number {
+    let sum = 0;
+    for (const s of shards) sum += s.counters[name] ?? 0;
+    return sum;
+  }
+
+  general(): Row[] {
+    const server = this.server;
+    const c = server.counters;
+    const shards = this.shardStats();
+    const total = (name: string): number => StatsReporter.total(shards, name);
+    const usage = process.resourceUsage();
+    const rows: Row[] = [
+      ['pid', process.pid],
+      ['uptime', this.now()],
+      ['time', Math.floor(Date.now() / 1000)],
+      ['version', MEMCACHED_VERSION],
+      ['libevent', `node-${process.version}`],
+      ['pointer_size', 64],
+      ['rusage_user', seconds(usage.userCPUTime)],
+      ['rusage_system', seconds(usage.systemCPUTime)],
+      ['max_connections', server.config.connLimit],
+      ['curr_connections', c.currConnections],
+      ['total_connections', c.totalConnections],
+      ['rejected_connections', c.rejectedConnections],
+      ['connection_structures', c.currConnections],
+      ['reserved_fds', 0],
+    ];
+    for (const name of COMMAND_COUNTERS) rows.push([name, total(name)]);
+    rows.push(
+      ['auth_cmds', 0],
+      ['auth_errors', 0],
+      ['idle_kicks', 0],
+      ['bytes_read', c.bytesRead],
+      ['bytes_written', c.bytesWritten],
+      ['limit_maxbytes', server.config.memoryLimitMb * 1024 * 1024],
+      ['accepting_conns', 1],
+      ['listen_disabled_num', 0],
+      ['time_in_listen_disabled_us', 0],
+      ['threads', server.config.threads],
+      ['conn_yields', 0],
+      ['hash_power_level', Math.max(...shards.map((s) => s.hashPowerLevel))],
+      ['hash_bytes', shards.reduce((sum, s) => sum + s.hashBytes, 0)],
+      ['hash_is_expanding', 0],
+      ['slabs_moved', total('slabs_moved')],
+      ['lru_crawler_running', 0],
+      ['lru_crawler_starts', 0],
+      ['malloc_fails', 0],
+      ['bytes', total('bytes')],
+      ['curr_items', total('curr_items')],
+      ['total_items', total('total_items')],
+    );
+    for (const name of ITEM_TOTALS) rows.push([name, total(name)]);
+    rows.push(
+      ['memshard_version', MEMSHARD_VERSION],
+      ['memshard_worker_restarts', server.shards.shards.reduce((sum, s) => sum + s.restarts, 0)],
+    );
+    return rows;
+  }
+
+  settings(): Row[] {
+    const cfg = this.server.config;
+    return [
+      ['maxbytes', cfg.memoryLimitMb * 1024 * 1024],
+      ['maxconns', cfg.connLimit],
+      ['tcpport', cfg.port],
+      ['udpport', cfg.udpPort],
+      ['inter', cfg.listen ?? 'NULL'],
+      ['verbosity', this.server.verbosity],
+      ['oldest', 0],
+      ['evictions', 'on'],
+      ['domain_socket', 'NULL'],
+      ['umask', 700],
+      ['shutdown_command', cfg.enableShutdown ? 'yes' : 'no'],
+      ['growth_factor', cfg.growthFactor.toFixed(2)],
+      ['chunk_size', cfg.minChunk],
+      ['num_threads', cfg.threads],
+      ['num_threads_per_udp', cfg.threads],
+      ['stat_key_prefix', ':'],
+      ['detail_enabled', 'no'],
+      ['reqs_per_event', 20],
+      ['cas_enabled', 'yes'],
+      ['tcp_backlog', 1024],
+      ['binding_protocol', 'ascii'],
+      ['auth_enabled_sasl', 'no'],
+      ['auth_enabled_ascii', 'no'],
+      ['item_size_max', cfg.maxItemSize],
+      ['maxconns_fast', 'yes'],
+      ['hashpower_init', 0],
+      ['slab_reassign', 'yes'],
+      ['slab_automove', 1],
+      ['slab_chunk_max', this.server.shards.shards[0]!.config.pageSize],
+      ['lru_crawler', 'yes'],
+      ['lru_segmented', 'yes'],
+      ['hot_lru_pct', 20],
+      ['warm_lru_pct', 40],
+      ['flush_enabled', 'yes'],
+      ['dump_enabled', 'no'],
+      ['hash_algorithm', 'fnv1a'],
+      ['idle_timeout', 0],
+      ['track_sizes', 'no'],
+      ['memshard_shards', cfg.threads],
+    ];
+  }
+
+  items(): Row[] {
+    const rows: Row[] = [];
+    for (const [id, cls] of mergeClasses(this.shardStats())) {
+      if ((cls['number'] ?? 0) === 0 && (cls['evicted'] ?? 0) === 0) continue;
+      for (const f of ITEMS_FIELDS) rows.push([`items:${id}:${f}`, cls[f] ?? 0]);
+    }
+    return rows;
+  }
+
+  slabs(): Row[] {
+    const rows: Row[] = [];
+    let active = 0;
+    let malloced = 0;
+    for (const [id, cls] of mergeClasses(this.shardStats())) {
+      if ((cls['total_pages'] ?? 0) === 0) continue;
+      active++;
+      malloced += (cls['total_pages'] ?? 0) * (cls['chunk_size'] ?? 0) * (cls['chunks_per_page'] ?? 0);
+      for (const f of SLABS_FIELDS) rows.push([`${id}:${f}`, cls[f] ?? 0]);
+    }
+    rows.push(['active_slabs', active], ['total_malloced', malloced]);
+    return rows;
+  }
+
+  conns(): Row[] {
+    const rows: Row[] = [];
+    const now = Date.now();
+    for (const conn of this.server.connections) {
+      const s = conn.socket;
+      rows.push(
+        [`${conn.id}:addr`, `tcp:${s.remoteAddress}:${s.remotePort}`],
+        [`${conn.id}:listen_addr`, `tcp:${s.localAddress}:${s.localPort}`],
+        [`${conn.id}:state`, conn.state],
+        [`${conn.id}:secs_since_last_cmd`, Math.floor((now - conn.lastCommandAt) / 1000)],
+      );
+    }
+    return rows;
+  }
+
+  /** The shards reset their own counters (Op.ResetStats); these are the front end's. */
+  private resetFrontEnd(): void {
+    const c = this.server.counters;
+    c.totalConnections = 0;
+    c.rejectedConnections = 0;
+    c.bytesRead = 0;
+    c.bytesWritten = 0;
+  }
+}
+
+/** Per slab class id, the fields of that class summed over shards (ages: the oldest). */
+function mergeClasses(shards: ShardStats[]): Map<number, Record<string, number>> {
+  const merged = new Map<number, Record<string, number>>();
+  for (const shard of shards) {
+    for (const cls of shard.classes) {
+      const into = merged.get(cls.id) ?? {};
+      for (const [k, v] of Object.entries(cls)) {
+        if (k === 'id') continue;
+        into[k] = MAX_FIELDS.has(k) ? Math.max(into[k] ?? 0, v) : (into[k] ?? 0) + v;
+      }
+      merged.set(cls.id, into);
+    }
+  }
+  return new Map([...merged].sort((a, b) => a[0] - b[0]));
+}
+
+function render(rows: Row[]): string {
+  let out = '';
+  for (const [k, v] of rows) out += `STAT ${k} ${v}\r\n`;
+  return `${out}END\r\n`;
+}

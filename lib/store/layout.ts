@@ -1,0 +1,161 @@
+/**
+ * Byte layout of one shard's SharedArrayBuffer. Everything the store owns lives in it, so that
+ * another thread (stats, later lock-free gets) can read it without messages:
+ *
+ *   [header f64 x16][counters f64 x64][class stats f64 64x32][class state u32 64x16]
+ *   [page table u32 x pages][hash buckets u32 x 2^k][pad to 4 KiB][pages ...]
+ *
+ * The page area comes last and is never written at init: a fresh SharedArrayBuffer is zero-filled
+ * lazily by the OS, so RSS only grows as pages are actually carved.
+ */
+import { slabLadder } from './slabs.js';
+
+/** Per-item header size in bytes. 48 + the default -n 48 gives memcached's first class, 96. */
+export const ITEM_HEADER_BYTES = 48;
+
+// Item header fields, as indices relative to ref * 2 in 32-bit views (ref = byte offset / 8).
+export const I_HNEXT = 0; // next item in the hash chain (ref)
+export const I_PREV = 1; // LRU prev (towards head)
+export const I_NEXT = 2; // LRU next (towards tail)
+export const I_EXPTIME = 3; // server time, 0 = never (i32)
+export const I_ATIME = 4; // last access, server time
+export const I_UTIME = 5; // last update (store/incr), server time: delayed flush compares this
+export const I_CFLAGS = 6; // client flags u32
+export const I_VLEN = 7; // value length
+export const F_CAS = 4; // CAS as f64, index relative to ref in a Float64Array (byte 32)
+// Byte offsets inside the header.
+export const B_NKEY = 40;
+export const B_CLSID = 41;
+export const B_IFLAGS = 42;
+// Bytes 43..47 are spare (reserved: item version for lock-free reads, meta stale/win bits).
+export const B_KEY = ITEM_HEADER_BYTES;
+
+// Item flag bits (B_IFLAGS). The LRU segment sits in bits 3-4.
+export const IF_LINKED = 1;
+export const IF_FETCHED = 2;
+export const IF_ACTIVE = 4;
+export const SEG_SHIFT = 3;
+export const SEG_MASK = 3 << SEG_SHIFT;
+export const HOT = 0;
+export const WARM = 1;
+export const COLD = 2;
+
+// Header slots (Float64 indices).
+export const H_MAGIC = 0;
+export const H_CAS_SEQ = 1; // survives re-initialisation
+export const H_FLUSH_CAS = 2; // items with cas <= this are flushed (immediate flush_all)
+export const H_FLUSH_TIME = 3; // delayed flush_all moment (server time), 0 = none
+export const H_PAGES_USED = 4; // pages taken from the global pool (handed out in order)
+export const H_CRAWL_POS = 5; // next bucket the crawler looks at
+export const H_NUM_CLASSES = 6;
+export const H_PAGES = 7;
+export const H_PAGE_SIZE = 8;
+export const HEADER_F64_SLOTS = 16;
+export const MAGIC = 0x6d656d73; // "mems"
+
+/**
+ * Global counters (Float64 so they are exact far beyond 2^32 and readable from another thread).
+ * Counters that also exist per class (get_hits, evictions, ...) live only in the class table and
+ * are summed by readShardStats: one write per event on the hot path.
+ */
+export const COUNTER_NAMES = [
+  'cmd_get', 'cmd_set', 'cmd_flush', 'cmd_touch', 'get_misses', 'get_expired', 'get_flushed',
+  'delete_misses', 'incr_misses', 'decr_misses', 'cas_misses', 'touch_misses', 'store_too_large',
+  'store_no_memory', 'bytes', 'curr_items', 'total_items', 'crawler_items_checked',
+  'direct_reclaims', 'slabs_moved',
+] as const;
+export const C = {
+  cmd_get: 0, cmd_set: 1, cmd_flush: 2, cmd_touch: 3, get_misses: 4, get_expired: 5, get_flushed: 6,
+  delete_misses: 7, incr_misses: 8, decr_misses: 9, cas_misses: 10, touch_misses: 11,
+  store_too_large: 12, store_no_memory: 13, bytes: 14, curr_items: 15, total_items: 16,
+  crawler_items_checked: 17, direct_reclaims: 18, slabs_moved: 19,
+} as const;
+/** Counters `stats reset` leaves alone (they describe current state, not history). */
+export const COUNTERS_KEPT_ON_RESET: readonly number[] = [C.bytes, C.curr_items];
+export const COUNTER_SLOTS = 64;
+
+/** Per-class statistics (Float64, indices relative to the class's block). */
+export const CLASS_STAT_NAMES = [
+  'mem_requested', 'evicted', 'evicted_nonzero', 'evicted_time', 'outofmemory', 'reclaimed',
+  'expired_unfetched', 'evicted_unfetched', 'evicted_active', 'crawler_reclaimed', 'moves_to_cold',
+  'moves_to_warm', 'moves_within_lru', 'get_hits', 'cmd_set', 'delete_hits', 'incr_hits',
+  'decr_hits', 'cas_hits', 'cas_badval', 'touch_hits',
+] as const;
+export const S = {
+  mem_requested: 0, evicted: 1, evicted_nonzero: 2, evicted_time: 3, outofmemory: 4, reclaimed: 5,
+  expired_unfetched: 6, evicted_unfetched: 7, evicted_active: 8, crawler_reclaimed: 9,
+  moves_to_cold: 10, moves_to_warm: 11, moves_within_lru: 12, get_hits: 13, cmd_set: 14,
+  delete_hits: 15, incr_hits: 16, decr_hits: 17, cas_hits: 18, cas_badval: 19, touch_hits: 20,
+} as const;
+export const CLASS_F64_SLOTS = 32;
+/** Class ids are 1-based like memcached; slot 0 is unused. */
+export const CLASS_TABLE_ENTRIES = 64;
+
+// Per-class allocator / LRU state (Uint32, indices relative to the class's block).
+// Segment s has its head at 2s, tail at 2s+1 and count at K_COUNT + s.
+export const K_COUNT = 6;
+export const K_FREE_HEAD = 9; // free chunk list (linked through I_HNEXT)
+export const K_FREE_COUNT = 10;
+export const K_CARVE_PAGE = 11; // page being carved + 1, 0 = none
+export const K_CARVE_NEXT = 12; // next uncarved chunk index in that page
+export const K_TOTAL_PAGES = 13;
+export const K_CHUNK_SIZE = 14;
+export const K_PER_PAGE = 15;
+export const CLASS_U32_SLOTS = 16;
+
+export interface LayoutConfig {
+  memoryBytes: number;
+  pageSize: number;
+  itemSizeMax: number;
+  growthFactor: number;
+  minChunk: number;
+}
+
+export interface Layout {
+  pages: number;
+  pageSize: number;
+  classSizes: number[]; // index i = class id i + 1
+  countersF64: number; // Float64 index of the first counter
+  classF64: number; // Float64 index of class 0's stats block
+  classU32: number; // Uint32 index of class 0's state block
+  pageTableU32: number; // Uint32 index of page 0's owner class
+  bucketsU32: number; // Uint32 index of bucket 0
+  bucketCount: number; // power of two
+  pageAreaByte: number; // 4 KiB aligned
+  byteLength: number;
+}
+
+function align(n: number, a: number): number {
+  return Math.ceil(n / a) * a;
+}
+
+export function computeLayout(cfg: LayoutConfig): Layout {
+  const pageSize = cfg.pageSize;
+  if (!(pageSize >= 1024) || pageSize % 8 !== 0) throw new RangeError(`bad pageSize ${pageSize}`);
+  const pages = Math.max(1, Math.floor(cfg.memoryBytes / pageSize));
+  const classSizes = slabLadder(ITEM_HEADER_BYTES, cfg.minChunk, cfg.growthFactor, pageSize);
+  // One bucket per item the pages could hold at most (all in the smallest class): chains stay short.
+  const maxItems = Math.ceil((pages * pageSize) / classSizes[0]!);
+  let bucketCount = 1024;
+  while (bucketCount < maxItems) bucketCount *= 2;
+
+  let byte = HEADER_F64_SLOTS * 8;
+  const countersF64 = byte / 8;
+  byte += COUNTER_SLOTS * 8;
+  const classF64 = byte / 8;
+  byte += CLASS_TABLE_ENTRIES * CLASS_F64_SLOTS * 8;
+  const classU32 = byte / 4;
+  byte += CLASS_TABLE_ENTRIES * CLASS_U32_SLOTS * 4;
+  const pageTableU32 = byte / 4;
+  byte = align(byte + pages * 4, 8);
+  const bucketsU32 = byte / 4;
+  byte += bucketCount * 4;
+  const pageAreaByte = align(byte, 4096);
+  const byteLength = pageAreaByte + pages * pageSize;
+  // Refs are byte offset / 8 in a u32: 32 GiB per shard at most.
+  if (byteLength / 8 >= 2 ** 32) throw new RangeError('shard too large (max 32 GiB)');
+  return {
+    pages, pageSize, classSizes, countersF64, classF64, classU32, pageTableU32, bucketsU32,
+    bucketCount, pageAreaByte, byteLength,
+  };
+}

@@ -1,0 +1,925 @@
+/**
+ * The shard's storage engine: one SharedArrayBuffer, no JS object per item, single-threaded.
+ *
+ * Items live in fixed-size chunks of slab pages (see layout.ts for the byte layout). An item is
+ * addressed by its ref = byte offset / 8; 0 means "none" (offset 0 is the buffer header).
+ * Each item sits on one hash chain (index) and one of its class's HOT / WARM / COLD lists.
+ */
+import { fnv1a32 } from '../hash.js';
+import {
+  B_CLSID, B_IFLAGS, B_KEY, B_NKEY, C, CLASS_F64_SLOTS, CLASS_TABLE_ENTRIES, CLASS_U32_SLOTS, COLD,
+  COUNTER_SLOTS, COUNTERS_KEPT_ON_RESET, F_CAS, HOT, H_CAS_SEQ, H_CRAWL_POS,
+  H_FLUSH_CAS, H_FLUSH_TIME, H_MAGIC, H_NUM_CLASSES, H_PAGES, H_PAGES_USED, H_PAGE_SIZE, IF_ACTIVE,
+  IF_FETCHED, IF_LINKED, ITEM_HEADER_BYTES, I_ATIME, I_CFLAGS, I_EXPTIME, I_HNEXT, I_NEXT, I_PREV,
+  I_UTIME, I_VLEN, K_CARVE_NEXT, K_CARVE_PAGE, K_CHUNK_SIZE, K_COUNT, K_FREE_COUNT, K_FREE_HEAD,
+  K_PER_PAGE, K_TOTAL_PAGES, MAGIC, S, SEG_MASK, SEG_SHIFT, WARM, computeLayout,
+} from './layout.js';
+
+export interface StoreConfig {
+  memoryBytes: number;
+  pageSize: number;
+  itemSizeMax: number;
+  growthFactor: number;
+  minChunk: number;
+  shardIndex: number;
+  shardCount: number;
+}
+
+export interface Clock {
+  now(): number;
+  processStarted: number;
+}
+
+export const Status = {
+  Stored: 0, NotStored: 1, Exists: 2, NotFound: 3, TooLarge: 4, NoMemory: 5, Deleted: 6, Touched: 7,
+  NonNumeric: 8, Ok: 9,
+} as const;
+export type StatusCode = (typeof Status)[keyof typeof Status];
+
+export const Mode = { Set: 0, Add: 1, Replace: 2, Append: 3, Prepend: 4, Cas: 5 } as const;
+export type StoreMode = (typeof Mode)[keyof typeof Mode];
+
+/** exptimes up to 30 days are relative, larger ones absolute Unix time (memcached). */
+const REALTIME_MAXDELTA = 2592000;
+/** An item in HOT/WARM is relinked on hit at most this often (memcached's ITEM_UPDATE_INTERVAL). */
+const BUMP_INTERVAL = 60;
+const HOT_SHARE = 0.2;
+const WARM_SHARE = 0.4;
+/** How many tail items allocation inspects for an expired one before evicting. */
+const TAIL_SEARCH = 5;
+/** Segment moves done per link: bounds the work of one store while keeping caps converging. */
+const MAINTAIN_MOVES = 4;
+const EXPTIME_MAX = 0x7fffffff;
+const U64_MASK = (1n << 64n) - 1n;
+const I63 = 1n << 63n;
+
+export class Store {
+  static byteLength(cfg: StoreConfig): number {
+    return computeLayout(cfg).byteLength;
+  }
+
+  /** Ref of the item written by the last successful store / incrDecr. */
+  lastRef = 0;
+  /** Result of the last successful incrDecr. */
+  lastNumber = 0n;
+
+  private readonly u8: Uint8Array;
+  private readonly u32: Uint32Array;
+  private readonly i32: Int32Array;
+  private readonly f64: Float64Array;
+  private readonly clock: Clock;
+  private readonly itemSizeMax: number;
+  private readonly pages: number;
+  private readonly pageRef0: number; // ref of page 0's first byte
+  private readonly pageRefs: number; // page size in refs (8-byte units)
+  private readonly cnt: number; // Float64 index of counter 0
+  private readonly cf: number; // Float64 index of class 0 stats
+  private readonly cu: number; // Uint32 index of class 0 state
+  private readonly pt: number; // Uint32 index of the page table
+  private readonly bk: number; // Uint32 index of bucket 0
+  private readonly mask: number;
+  private readonly bucketCount: number;
+  private readonly sizes: Uint32Array; // chunk size of class id i+1
+  private readonly nClasses: number;
+  private readonly maxChunk: number;
+  private readonly casMul: number;
+  private readonly casAdd: number;
+  /** Mirrors of the header's flush state, read on every lookup. */
+  private flushCas = 0;
+  private flushTime = 0;
+  /** Server time of the current operation (one clock read per call). */
+  private now = 0;
+  /** Holds the old value during append/prepend: allocation may evict or move the old item. */
+  private scratch: Uint8Array | null = null;
+
+  constructor(sab: SharedArrayBuffer, cfg: StoreConfig, clock: Clock) {
+    const L = computeLayout(cfg);
+    if (sab.byteLength < L.byteLength) {
+      throw new RangeError(`SharedArrayBuffer too small: ${sab.byteLength} < ${L.byteLength}`);
+    }
+    if (!(cfg.shardCount >= 1) || !(cfg.shardIndex >= 0) || cfg.shardIndex >= cfg.shardCount) {
+      throw new RangeError('bad shardIndex / shardCount');
+    }
+    const len = L.byteLength;
+    this.u8 = new Uint8Array(sab, 0, len);
+    this.u32 = new Uint32Array(sab, 0, len / 4);
+    this.i32 = new Int32Array(sab, 0, len / 4);
+    this.f64 = new Float64Array(sab, 0, len / 8);
+    this.clock = clock;
+    this.itemSizeMax = cfg.itemSizeMax;
+    this.pages = L.pages;
+    this.pageRef0 = L.pageAreaByte / 8;
+    this.pageRefs = L.pageSize / 8;
+    this.cnt = L.countersF64;
+    this.cf = L.classF64;
+    this.cu = L.classU32;
+    this.pt = L.pageTableU32;
+    this.bk = L.bucketsU32;
+    this.bucketCount = L.bucketCount;
+    this.mask = L.bucketCount - 1;
+    this.sizes = Uint32Array.from(L.classSizes);
+    this.nClasses = L.classSizes.length;
+    this.maxChunk = L.classSizes[L.classSizes.length - 1]!;
+    this.casMul = cfg.shardCount;
+    this.casAdd = cfg.shardIndex + 1;
+    this.init(L.pageSize, L.pageAreaByte);
+  }
+
+  private init(pageSize: number, pageAreaByte: number): void {
+    const f = this.f64;
+    const seq = f[H_CAS_SEQ]!;
+    if (f[H_MAGIC] === MAGIC) {
+      // A previous store used this buffer: wipe all metadata (index included), never the pages.
+      this.u32.fill(0, 0, pageAreaByte / 4);
+    } else {
+      // Fresh buffers are zero-filled; touching only the small tables keeps the index's RSS lazy.
+      this.u32.fill(0, 0, this.pt);
+    }
+    f[H_CAS_SEQ] = Number.isFinite(seq) && seq > 0 ? seq : 0;
+    f[H_NUM_CLASSES] = this.nClasses;
+    f[H_PAGES] = this.pages;
+    f[H_PAGE_SIZE] = pageSize;
+    for (let id = 1; id <= this.nClasses; id++) {
+      const cs = this.cu + id * CLASS_U32_SLOTS;
+      const size = this.sizes[id - 1]!;
+      this.u32[cs + K_CHUNK_SIZE] = size;
+      this.u32[cs + K_PER_PAGE] = Math.floor(pageSize / size);
+    }
+    f[H_MAGIC] = MAGIC;
+  }
+
+  // ---- public API -------------------------------------------------------------------------
+
+  get(key: Uint8Array): number {
+    this.now = this.clock.now();
+    this.f64[this.cnt + C.cmd_get]!++;
+    const ref = this.lookup(key, fnv1a32(key, 0, key.length), true);
+    if (ref === 0) {
+      this.f64[this.cnt + C.get_misses]!++;
+      return 0;
+    }
+    this.f64[this.cf + this.u8[ref * 8 + B_CLSID]! * CLASS_F64_SLOTS + S.get_hits]!++;
+    this.bump(ref);
+    return ref;
+  }
+
+  getAndTouch(key: Uint8Array, exptime: number): number {
+    this.now = this.clock.now();
+    return this.touchItem(key, exptime);
+  }
+
+  touch(key: Uint8Array, exptime: number): StatusCode {
+    this.now = this.clock.now();
+    return this.touchItem(key, exptime) === 0 ? Status.NotFound : Status.Touched;
+  }
+
+  store(mode: StoreMode, key: Uint8Array, flags: number, exptime: number, value: Uint8Array, cas: number): StatusCode {
+    const now = (this.now = this.clock.now());
+    const f = this.f64;
+    const nkey = key.length;
+    const h = fnv1a32(key, 0, nkey);
+    const old = this.lookup(key, h, false);
+    let vlen = value.length;
+    let total = ITEM_HEADER_BYTES + nkey + vlen;
+    // memcached allocates the new item before looking at the mode, so TooLarge wins over NotStored,
+    // and (like memcached) an item that cannot be allocated is not counted in cmd_set.
+    if (total > this.itemSizeMax || total > this.maxChunk) {
+      f[this.cnt + C.store_too_large]!++;
+      if (mode === Mode.Set && old !== 0) this.remove(old);
+      return Status.TooLarge;
+    }
+    f[this.cnt + C.cmd_set]!++;
+    let exp = this.realtime(exptime);
+    let prefixLen = -1; // >= 0: append/prepend, the old value sits in scratch
+    switch (mode) {
+      case Mode.Add:
+        if (old !== 0) {
+          this.i32[old * 2 + I_ATIME] = now; // memcached promotes the existing item
+          return Status.NotStored;
+        }
+        break;
+      case Mode.Replace:
+        if (old === 0) return Status.NotStored;
+        break;
+      case Mode.Append:
+      case Mode.Prepend: {
+        if (old === 0) return Status.NotStored;
+        if (cas !== 0 && cas !== f[old + F_CAS]) return Status.Exists;
+        const w = old * 2;
+        const ovlen = this.u32[w + I_VLEN]!;
+        total += ovlen;
+        // The combined item not fitting is an allocation failure in memcached: NOT_STORED.
+        if (total > this.itemSizeMax || total > this.maxChunk) return Status.NotStored;
+        flags = this.u32[w + I_CFLAGS]!;
+        exp = this.i32[w + I_EXPTIME]!;
+        const vstart = old * 8 + B_KEY + nkey;
+        const scratch = this.scratch ?? (this.scratch = new Uint8Array(this.maxChunk));
+        scratch.set(this.u8.subarray(vstart, vstart + ovlen));
+        prefixLen = ovlen;
+        vlen += ovlen;
+        break;
+      }
+      case Mode.Cas: {
+        if (old === 0) {
+          f[this.cnt + C.cas_misses]!++;
+          return Status.NotFound;
+        }
+        const oc = this.cf + this.u8[old * 8 + B_CLSID]! * CLASS_F64_SLOTS;
+        if (f[old + F_CAS] !== cas) {
+          f[oc + S.cas_badval]!++;
+          return Status.Exists;
+        }
+        f[oc + S.cas_hits]!++;
+        break;
+      }
+    }
+    const cls = this.classFor(total);
+    f[this.cf + cls * CLASS_F64_SLOTS + S.cmd_set]!++;
+    const ref = this.alloc(cls);
+    if (ref === 0) {
+      f[this.cnt + C.store_no_memory]!++;
+      f[this.cnt + C.cmd_set]!--; // memcached counts a set only once its item was allocated
+      f[this.cf + cls * CLASS_F64_SLOTS + S.cmd_set]!--;
+      if (mode === Mode.Set && old !== 0 && this.isLinked(old)) this.remove(old);
+      return Status.NoMemory;
+    }
+    // Allocation may have evicted `old` (then its chunk may be `ref`) or moved its page away
+    // (then its header was unlinked in place). Nothing has been written to `ref` yet, so the
+    // LINKED bit still tells whether `old` is alive.
+    if (old !== 0 && old !== ref && this.isLinked(old)) this.remove(old);
+    const b = this.writeHeader(ref, cls, key, flags, exp, vlen);
+    const u8 = this.u8;
+    if (prefixLen < 0) {
+      u8.set(value, b);
+    } else {
+      const scratch = this.scratch!.subarray(0, prefixLen);
+      if (mode === Mode.Append) {
+        u8.set(scratch, b);
+        u8.set(value, b + prefixLen);
+      } else {
+        u8.set(value, b);
+        u8.set(scratch, b + value.length);
+      }
+    }
+    this.link(ref, h, cls);
+    this.lastRef = ref;
+    return Status.Stored;
+  }
+
+  /**
+   * A storage command refused before its value was read (declared length over -I): counts
+   * store_too_large and, for set, drops the old item like memcached does.
+   */
+  refuseTooLarge(key: Uint8Array, isSet: boolean): void {
+    this.now = this.clock.now();
+    this.f64[this.cnt + C.store_too_large]!++;
+    if (!isSet) return;
+    const ref = this.lookup(key, fnv1a32(key, 0, key.length), false);
+    if (ref !== 0) this.remove(ref);
+  }
+
+  delete(key: Uint8Array): StatusCode {
+    this.now = this.clock.now();
+    const ref = this.lookup(key, fnv1a32(key, 0, key.length), false);
+    if (ref === 0) {
+      this.f64[this.cnt + C.delete_misses]!++;
+      return Status.NotFound;
+    }
+    this.f64[this.cf + this.u8[ref * 8 + B_CLSID]! * CLASS_F64_SLOTS + S.delete_hits]!++;
+    this.remove(ref);
+    return Status.Deleted;
+  }
+
+  incrDecr(key: Uint8Array, incr: boolean, delta: bigint): StatusCode {
+    this.now = this.clock.now();
+    const f = this.f64;
+    const nkey = key.length;
+    const h = fnv1a32(key, 0, nkey);
+    const old = this.lookup(key, h, false);
+    if (old === 0) {
+      f[this.cnt + (incr ? C.incr_misses : C.decr_misses)]!++;
+      return Status.NotFound;
+    }
+    const w = old * 2;
+    const ovlen = this.u32[w + I_VLEN]!;
+    const vstart = old * 8 + B_KEY + nkey;
+    const cur = parseU64(this.u8, vstart, vstart + ovlen);
+    if (cur < 0n) return Status.NonNumeric;
+    let res: bigint;
+    if (incr) res = (cur + delta) & U64_MASK;
+    else res = delta > cur ? 0n : cur - delta;
+    f[this.cf + this.u8[old * 8 + B_CLSID]! * CLASS_F64_SLOTS + (incr ? S.incr_hits : S.decr_hits)]!++;
+    this.lastNumber = res;
+    const digits = res.toString();
+    const n = digits.length;
+    const u8 = this.u8;
+    if (n <= ovlen) {
+      // Like memcached: rewrite in place, padding with spaces (a later incr still parses it).
+      for (let i = 0; i < n; i++) u8[vstart + i] = digits.charCodeAt(i);
+      u8.fill(32, vstart + n, vstart + ovlen);
+      f[old + F_CAS] = this.nextCas();
+      this.i32[w + I_UTIME] = this.now;
+      this.lastRef = old;
+      return Status.Ok;
+    }
+    const flags = this.u32[w + I_CFLAGS]!;
+    const exp = this.i32[w + I_EXPTIME]!;
+    const cls = this.classFor(ITEM_HEADER_BYTES + nkey + n);
+    const ref = this.alloc(cls);
+    if (ref === 0) {
+      f[this.cnt + C.store_no_memory]!++;
+      return Status.NoMemory;
+    }
+    if (old !== ref && this.isLinked(old)) this.remove(old);
+    const b = this.writeHeader(ref, cls, key, flags, exp, n);
+    for (let i = 0; i < n; i++) u8[b + i] = digits.charCodeAt(i);
+    this.link(ref, h, cls);
+    this.lastRef = ref;
+    return Status.Ok;
+  }
+
+  flushAll(delaySeconds: number): void {
+    this.now = this.clock.now();
+    this.f64[this.cnt + C.cmd_flush]!++;
+    if (delaySeconds > 0) {
+      this.flushTime = this.realtime(delaySeconds);
+    } else {
+      // Everything stored so far has a CAS <= the last one handed out.
+      this.flushCas = this.f64[H_CAS_SEQ]! * this.casMul + this.casAdd;
+      this.flushTime = 0; // replaces a pending delayed flush
+    }
+    this.f64[H_FLUSH_CAS] = this.flushCas;
+    this.f64[H_FLUSH_TIME] = this.flushTime;
+  }
+
+  crawl(maxItems: number): number {
+    this.now = this.clock.now();
+    const u32 = this.u32;
+    const bk = this.bk;
+    const maxBuckets = Math.min(this.bucketCount, Math.max(1024, maxItems * 16));
+    let pos = this.f64[H_CRAWL_POS]! & this.mask;
+    let checked = 0;
+    for (let visited = 0; checked < maxItems && visited < maxBuckets; visited++) {
+      let r = u32[bk + pos]!;
+      while (r !== 0) {
+        const next = u32[r * 2 + I_HNEXT]!;
+        checked++;
+        if (this.dead(r) !== 0) {
+          const sc = this.cf + this.u8[r * 8 + B_CLSID]! * CLASS_F64_SLOTS;
+          this.f64[sc + S.crawler_reclaimed]!++;
+          this.f64[sc + S.reclaimed]!++;
+          if ((this.u8[r * 8 + B_IFLAGS]! & IF_FETCHED) === 0) this.f64[sc + S.expired_unfetched]!++;
+          this.remove(r);
+        }
+        r = next;
+      }
+      pos = (pos + 1) & this.mask;
+    }
+    this.f64[H_CRAWL_POS] = pos;
+    this.f64[this.cnt + C.crawler_items_checked]! += checked;
+    return checked;
+  }
+
+  resetStats(): void {
+    const f = this.f64;
+    for (let i = 0; i < COUNTER_SLOTS; i++) {
+      if (!COUNTERS_KEPT_ON_RESET.includes(i)) f[this.cnt + i] = 0;
+    }
+    for (let id = 1; id < CLASS_TABLE_ENTRIES; id++) {
+      const base = this.cf + id * CLASS_F64_SLOTS;
+      for (let i = 0; i < CLASS_F64_SLOTS; i++) if (i !== S.mem_requested) f[base + i] = 0;
+    }
+  }
+
+  keyOf(ref: number): Uint8Array {
+    const b = ref * 8 + B_KEY;
+    return this.u8.subarray(b, b + this.u8[ref * 8 + B_NKEY]!);
+  }
+
+  valueOf(ref: number): Uint8Array {
+    const b = ref * 8 + B_KEY + this.u8[ref * 8 + B_NKEY]!;
+    return this.u8.subarray(b, b + this.u32[ref * 2 + I_VLEN]!);
+  }
+
+  flagsOf(ref: number): number {
+    return this.u32[ref * 2 + I_CFLAGS]!;
+  }
+
+  casOf(ref: number): number {
+    return this.f64[ref + F_CAS]!;
+  }
+
+  exptimeOf(ref: number): number {
+    return this.i32[ref * 2 + I_EXPTIME]!;
+  }
+
+  // ---- time, CAS, lookup ------------------------------------------------------------------
+
+  /** Client exptime -> server time (memcached's realtime()); 1 means "already expired". */
+  private realtime(exptime: number): number {
+    if (exptime === 0) return 0;
+    if (exptime < 0) return 1;
+    let t: number;
+    if (exptime > REALTIME_MAXDELTA) {
+      t = exptime - this.clock.processStarted;
+      if (t <= 0) return 1;
+    } else {
+      t = exptime + this.now;
+    }
+    return t > EXPTIME_MAX ? EXPTIME_MAX : Math.floor(t);
+  }
+
+  private nextCas(): number {
+    const seq = this.f64[H_CAS_SEQ]! + 1;
+    this.f64[H_CAS_SEQ] = seq;
+    return seq * this.casMul + this.casAdd;
+  }
+
+  /** 0 = alive, 1 = flushed, 2 = expired. */
+  private dead(ref: number): number {
+    if (this.flushCas !== 0 && this.f64[ref + F_CAS]! <= this.flushCas) return 1;
+    const w = ref * 2;
+    const ft = this.flushTime;
+    if (ft !== 0 && this.now >= ft && this.i32[w + I_UTIME]! < ft) return 1;
+    const e = this.i32[w + I_EXPTIME]!;
+    return e !== 0 && e <= this.now ? 2 : 0;
+  }
+
+  private find(key: Uint8Array, h: number): number {
+    const u8 = this.u8;
+    const u32 = this.u32;
+    const n = key.length;
+    let ref = u32[this.bk + (h & this.mask)]!;
+    while (ref !== 0) {
+      const b = ref * 8;
+      if (u8[b + B_NKEY] === n) {
+        const k = b + B_KEY;
+        let i = 0;
+        while (i < n && u8[k + i] === key[i]) i++;
+        if (i === n) return ref;
+      }
+      ref = u32[ref * 2 + I_HNEXT]!;
+    }
+    return 0;
+  }
+
+  /** Live item under key, or 0; an expired or flushed one is unlinked on the way (lazy expiry). */
+  private lookup(key: Uint8Array, h: number, countDead: boolean): number {
+    const ref = this.find(key, h);
+    if (ref === 0) return 0;
+    const d = this.dead(ref);
+    if (d === 0) return ref;
+    if (countDead) this.f64[this.cnt + (d === 1 ? C.get_flushed : C.get_expired)]!++;
+    this.remove(ref);
+    return 0;
+  }
+
+  private touchItem(key: Uint8Array, exptime: number): number {
+    this.f64[this.cnt + C.cmd_touch]!++;
+    const ref = this.lookup(key, fnv1a32(key, 0, key.length), true);
+    if (ref === 0) {
+      this.f64[this.cnt + C.touch_misses]!++;
+      return 0;
+    }
+    this.f64[this.cf + this.u8[ref * 8 + B_CLSID]! * CLASS_F64_SLOTS + S.touch_hits]!++;
+    this.i32[ref * 2 + I_EXPTIME] = this.realtime(exptime);
+    this.bump(ref);
+    return ref;
+  }
+
+  private classFor(total: number): number {
+    const s = this.sizes;
+    let lo = 0;
+    let hi = this.nClasses - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (s[mid]! >= total) hi = mid;
+      else lo = mid + 1;
+    }
+    return lo + 1;
+  }
+
+  private isLinked(ref: number): boolean {
+    return (this.u8[ref * 8 + B_IFLAGS]! & IF_LINKED) !== 0;
+  }
+
+  /** Writes everything but the value; returns the value's byte offset. */
+  private writeHeader(ref: number, cls: number, key: Uint8Array, flags: number, exp: number, vlen: number): number {
+    const w = ref * 2;
+    const b = ref * 8;
+    const i32 = this.i32;
+    const u32 = this.u32;
+    const u8 = this.u8;
+    i32[w + I_EXPTIME] = exp;
+    i32[w + I_ATIME] = this.now;
+    i32[w + I_UTIME] = this.now;
+    u32[w + I_CFLAGS] = flags >>> 0;
+    u32[w + I_VLEN] = vlen;
+    this.f64[ref + F_CAS] = this.nextCas();
+    const n = key.length;
+    u8[b + B_NKEY] = n;
+    u8[b + B_CLSID] = cls;
+    u8[b + B_IFLAGS] = 0;
+    const k = b + B_KEY;
+    for (let i = 0; i < n; i++) u8[k + i] = key[i]!;
+    return k + n;
+  }
+
+  // ---- index + LRU ------------------------------------------------------------------------
+
+  private link(ref: number, h: number, cls: number): void {
+    const slot = this.bk + (h & this.mask);
+    this.u32[ref * 2 + I_HNEXT] = this.u32[slot]!;
+    this.u32[slot] = ref;
+    const b = ref * 8;
+    this.u8[b + B_IFLAGS] = IF_LINKED;
+    const cs = this.cu + cls * CLASS_U32_SLOTS;
+    this.pushHead(cs, HOT, ref);
+    const size = ITEM_HEADER_BYTES + this.u8[b + B_NKEY]! + this.u32[ref * 2 + I_VLEN]!;
+    const f = this.f64;
+    f[this.cnt + C.curr_items]!++;
+    f[this.cnt + C.total_items]!++;
+    f[this.cnt + C.bytes]! += size;
+    f[this.cf + cls * CLASS_F64_SLOTS + S.mem_requested]! += size;
+    this.maintain(cls);
+  }
+
+  /** Takes the item out of the index and its LRU; its chunk is the caller's. */
+  private unlink(ref: number): void {
+    const b = ref * 8;
+    const u8 = this.u8;
+    const u32 = this.u32;
+    const nkey = u8[b + B_NKEY]!;
+    const slot = this.bk + (fnv1a32(u8, b + B_KEY, b + B_KEY + nkey) & this.mask);
+    const hnext = u32[ref * 2 + I_HNEXT]!;
+    let p = u32[slot]!;
+    if (p === ref) {
+      u32[slot] = hnext;
+    } else {
+      while (p !== 0) {
+        const nx = u32[p * 2 + I_HNEXT]!;
+        if (nx === ref) {
+          u32[p * 2 + I_HNEXT] = hnext;
+          break;
+        }
+        p = nx;
+      }
+    }
+    const cls = u8[b + B_CLSID]!;
+    this.lruRemove(this.cu + cls * CLASS_U32_SLOTS, ref);
+    u8[b + B_IFLAGS] = u8[b + B_IFLAGS]! & ~IF_LINKED;
+    const size = ITEM_HEADER_BYTES + nkey + u32[ref * 2 + I_VLEN]!;
+    const f = this.f64;
+    f[this.cnt + C.curr_items]!--;
+    f[this.cnt + C.bytes]! -= size;
+    f[this.cf + cls * CLASS_F64_SLOTS + S.mem_requested]! -= size;
+  }
+
+  /** Unlink and return the chunk to its class's free list. */
+  private remove(ref: number): void {
+    this.unlink(ref);
+    const cs = this.cu + this.u8[ref * 8 + B_CLSID]! * CLASS_U32_SLOTS;
+    this.u32[ref * 2 + I_HNEXT] = this.u32[cs + K_FREE_HEAD]!;
+    this.u32[cs + K_FREE_HEAD] = ref;
+    this.u32[cs + K_FREE_COUNT]!++;
+  }
+
+  private pushHead(cs: number, seg: number, ref: number): void {
+    const u32 = this.u32;
+    const w = ref * 2;
+    const hi = cs + 2 * seg;
+    const head = u32[hi]!;
+    u32[w + I_PREV] = 0;
+    u32[w + I_NEXT] = head;
+    if (head !== 0) u32[head * 2 + I_PREV] = ref;
+    else u32[hi + 1] = ref;
+    u32[hi] = ref;
+    u32[cs + K_COUNT + seg]!++;
+    const fb = ref * 8 + B_IFLAGS;
+    this.u8[fb] = (this.u8[fb]! & ~SEG_MASK) | (seg << SEG_SHIFT);
+  }
+
+  private lruRemove(cs: number, ref: number): void {
+    const u32 = this.u32;
+    const w = ref * 2;
+    const seg = (this.u8[ref * 8 + B_IFLAGS]! & SEG_MASK) >> SEG_SHIFT;
+    const hi = cs + 2 * seg;
+    const prev = u32[w + I_PREV]!;
+    const next = u32[w + I_NEXT]!;
+    if (prev !== 0) u32[prev * 2 + I_NEXT] = next;
+    else u32[hi] = next;
+    if (next !== 0) u32[next * 2 + I_PREV] = prev;
+    else u32[hi + 1] = prev;
+    u32[cs + K_COUNT + seg]!--;
+  }
+
+  private move(cs: number, ref: number, seg: number): void {
+    this.lruRemove(cs, ref);
+    this.pushHead(cs, seg, ref);
+  }
+
+  /** A hit: mark ACTIVE; a second hit while in COLD promotes to WARM. */
+  private bump(ref: number): void {
+    const fb = ref * 8 + B_IFLAGS;
+    const u8 = this.u8;
+    const fl = u8[fb]!;
+    const seg = (fl & SEG_MASK) >> SEG_SHIFT;
+    const ai = ref * 2 + I_ATIME;
+    const cls = u8[ref * 8 + B_CLSID]!;
+    if (seg === COLD) {
+      if ((fl & IF_ACTIVE) !== 0) {
+        u8[fb] = (fl | IF_FETCHED) & ~IF_ACTIVE;
+        this.move(this.cu + cls * CLASS_U32_SLOTS, ref, WARM);
+        this.f64[this.cf + cls * CLASS_F64_SLOTS + S.moves_to_warm]!++;
+      } else {
+        u8[fb] = fl | IF_FETCHED | IF_ACTIVE;
+      }
+    } else {
+      u8[fb] = fl | IF_FETCHED | IF_ACTIVE;
+      if (this.now - this.i32[ai]! >= BUMP_INTERVAL) this.move(this.cu + cls * CLASS_U32_SLOTS, ref, seg);
+    }
+    this.i32[ai] = this.now;
+  }
+
+  /** Keeps HOT <= 20% and WARM <= 40% of the class's items by moving tails down. */
+  private maintain(cls: number): void {
+    const u32 = this.u32;
+    const u8 = this.u8;
+    const cs = this.cu + cls * CLASS_U32_SLOTS;
+    const sf = this.cf + cls * CLASS_F64_SLOTS;
+    const total = u32[cs + K_COUNT + HOT]! + u32[cs + K_COUNT + WARM]! + u32[cs + K_COUNT + COLD]!;
+    let moves = 0;
+    while (u32[cs + K_COUNT + HOT]! > total * HOT_SHARE && moves++ < MAINTAIN_MOVES) {
+      const t = u32[cs + 2 * HOT + 1]!;
+      const fb = t * 8 + B_IFLAGS;
+      if ((u8[fb]! & IF_ACTIVE) !== 0) {
+        u8[fb] = u8[fb]! & ~IF_ACTIVE;
+        this.move(cs, t, WARM);
+        this.f64[sf + S.moves_to_warm]!++;
+      } else {
+        this.move(cs, t, COLD);
+        this.f64[sf + S.moves_to_cold]!++;
+      }
+    }
+    moves = 0;
+    while (u32[cs + K_COUNT + WARM]! > total * WARM_SHARE && moves++ < MAINTAIN_MOVES) {
+      const t = u32[cs + 2 * WARM + 1]!;
+      const fb = t * 8 + B_IFLAGS;
+      if ((u8[fb]! & IF_ACTIVE) !== 0) {
+        u8[fb] = u8[fb]! & ~IF_ACTIVE;
+        this.move(cs, t, WARM);
+        this.f64[sf + S.moves_within_lru]!++;
+      } else {
+        this.move(cs, t, COLD);
+        this.f64[sf + S.moves_to_cold]!++;
+      }
+    }
+  }
+
+  /** Oldest item of the class (COLD tail, else WARM, else HOT), 0 if the class is empty. */
+  private oldest(cs: number): number {
+    return this.u32[cs + 2 * COLD + 1]! || this.u32[cs + 2 * WARM + 1]! || this.u32[cs + 2 * HOT + 1]!;
+  }
+
+  // ---- allocation -------------------------------------------------------------------------
+
+  /** A chunk of class cls (unlinked, contents undefined), or 0. */
+  private alloc(cls: number): number {
+    const u32 = this.u32;
+    const cs = this.cu + cls * CLASS_U32_SLOTS;
+    let r = u32[cs + K_FREE_HEAD]!;
+    if (r !== 0) {
+      u32[cs + K_FREE_HEAD] = u32[r * 2 + I_HNEXT]!;
+      u32[cs + K_FREE_COUNT]!--;
+      return r;
+    }
+    r = this.carve(cs);
+    if (r !== 0) return r;
+    const used = this.f64[H_PAGES_USED]!;
+    if (used < this.pages) {
+      this.f64[H_PAGES_USED] = used + 1;
+      this.givePage(cls, used);
+      return this.carve(cs);
+    }
+    this.f64[this.cnt + C.direct_reclaims]!++;
+    r = this.reclaimTail(cls);
+    if (r !== 0) return r;
+    if (this.rebalance(cls)) return this.carve(cs);
+    r = this.evictTail(cls);
+    if (r !== 0) return r;
+    this.f64[this.cf + cls * CLASS_F64_SLOTS + S.outofmemory]!++;
+    return 0;
+  }
+
+  /** Next never-used chunk of the class's current page, or 0. */
+  private carve(cs: number): number {
+    const u32 = this.u32;
+    const cp = u32[cs + K_CARVE_PAGE]!;
+    if (cp === 0) return 0;
+    const i = u32[cs + K_CARVE_NEXT]!;
+    if (i >= u32[cs + K_PER_PAGE]!) return 0;
+    u32[cs + K_CARVE_NEXT] = i + 1;
+    return this.pageRef0 + (cp - 1) * this.pageRefs + i * (u32[cs + K_CHUNK_SIZE]! / 8);
+  }
+
+  private givePage(cls: number, page: number): void {
+    const cs = this.cu + cls * CLASS_U32_SLOTS;
+    this.u32[this.pt + page] = cls;
+    this.u32[cs + K_TOTAL_PAGES]!++;
+    this.u32[cs + K_CARVE_PAGE] = page + 1;
+    this.u32[cs + K_CARVE_NEXT] = 0;
+  }
+
+  /** Reuses an expired / flushed item found near the class's tails. */
+  private reclaimTail(cls: number): number {
+    const cs = this.cu + cls * CLASS_U32_SLOTS;
+    let looked = 0;
+    for (let seg = COLD; seg >= HOT && looked < TAIL_SEARCH; seg--) {
+      let r = this.u32[cs + 2 * seg + 1]!;
+      while (r !== 0 && looked < TAIL_SEARCH) {
+        if (this.dead(r) !== 0) {
+          this.countReclaim(r, cls);
+          this.unlink(r);
+          return r;
+        }
+        r = this.u32[r * 2 + I_PREV]!;
+        looked++;
+      }
+    }
+    return 0;
+  }
+
+  private countReclaim(r: number, cls: number): void {
+    const sf = this.cf + cls * CLASS_F64_SLOTS;
+    this.f64[sf + S.reclaimed]!++;
+    if ((this.u8[r * 8 + B_IFLAGS]! & IF_FETCHED) === 0) this.f64[sf + S.expired_unfetched]!++;
+  }
+
+  private countEviction(r: number, cls: number): void {
+    const f = this.f64;
+    const sf = this.cf + cls * CLASS_F64_SLOTS;
+    const fl = this.u8[r * 8 + B_IFLAGS]!;
+    f[sf + S.evicted]!++;
+    if (this.i32[r * 2 + I_EXPTIME] !== 0) f[sf + S.evicted_nonzero]!++;
+    f[sf + S.evicted_time] = this.now - this.i32[r * 2 + I_ATIME]!;
+    if ((fl & IF_FETCHED) === 0) f[sf + S.evicted_unfetched]!++;
+    if ((fl & IF_ACTIVE) !== 0) f[sf + S.evicted_active]!++;
+  }
+
+  /** Evicts the class's LRU item, giving ACTIVE items at the COLD tail a second chance in WARM. */
+  private evictTail(cls: number): number {
+    const cs = this.cu + cls * CLASS_U32_SLOTS;
+    for (let tries = 0; tries < 2 * TAIL_SEARCH; tries++) {
+      const r = this.oldest(cs);
+      if (r === 0) return 0;
+      if (this.dead(r) !== 0) {
+        this.countReclaim(r, cls);
+      } else {
+        const fb = r * 8 + B_IFLAGS;
+        const fl = this.u8[fb]!;
+        if (tries < TAIL_SEARCH && (fl & IF_ACTIVE) !== 0 && (fl & SEG_MASK) >> SEG_SHIFT === COLD) {
+          this.u8[fb] = fl & ~IF_ACTIVE;
+          this.move(cs, r, WARM);
+          this.f64[this.cf + cls * CLASS_F64_SLOTS + S.moves_to_warm]!++;
+          continue;
+        }
+        this.countEviction(r, cls);
+      }
+      this.unlink(r);
+      return r;
+    }
+    return 0;
+  }
+
+  /**
+   * Slab rebalancing: moves a page from another class to `cls` when `cls` has no page at all, or
+   * when another class with >= 2 pages keeps much older data than `cls` (its tail is at least
+   * twice as old, and 2+ seconds older). Without this, the first value sizes seen would own the
+   * memory forever (slab calcification).
+   */
+  private rebalance(cls: number): boolean {
+    const u32 = this.u32;
+    const cs = this.cu + cls * CLASS_U32_SLOTS;
+    const mine = u32[cs + K_TOTAL_PAGES]!;
+    let myAge = 0;
+    if (mine > 0) {
+      const t = this.oldest(cs);
+      if (t !== 0) myAge = this.now - this.i32[t * 2 + I_ATIME]!;
+    }
+    let best = 0;
+    let bestRich = false;
+    let bestAge = -1;
+    for (let v = 1; v <= this.nClasses; v++) {
+      if (v === cls) continue;
+      const vs = this.cu + v * CLASS_U32_SLOTS;
+      const vp = u32[vs + K_TOTAL_PAGES]!;
+      if (vp === 0 || (vp < 2 && mine > 0)) continue;
+      const t = this.oldest(vs);
+      const age = t === 0 ? Infinity : this.now - this.i32[t * 2 + I_ATIME]!;
+      const rich = vp >= 2;
+      if (mine > 0 && !(age >= 2 * myAge && age >= myAge + 2)) continue;
+      // Prefer classes that keep a page afterwards, then the oldest data.
+      if (best === 0 || (rich && !bestRich) || (rich === bestRich && age > bestAge)) {
+        best = v;
+        bestRich = rich;
+        bestAge = age;
+      }
+    }
+    if (best === 0) return false;
+    const vs = this.cu + best * CLASS_U32_SLOTS;
+    const t = this.oldest(vs);
+    let page = -1;
+    if (t !== 0) {
+      page = Math.floor((t - this.pageRef0) / this.pageRefs);
+    } else {
+      for (let p = 0; p < this.pages; p++) if (u32[this.pt + p] === best) { page = p; break; }
+    }
+    if (page < 0) return false;
+    this.takePage(best, page);
+    this.givePage(cls, page);
+    this.f64[this.cnt + C.slabs_moved]!++;
+    return true;
+  }
+
+  /** Empties `page` of class v: evicts its live items, forgets its free chunks. */
+  private takePage(v: number, page: number): void {
+    const u32 = this.u32;
+    const vs = this.cu + v * CLASS_U32_SLOTS;
+    let carved = u32[vs + K_PER_PAGE]!;
+    if (u32[vs + K_CARVE_PAGE] === page + 1) {
+      carved = u32[vs + K_CARVE_NEXT]!;
+      u32[vs + K_CARVE_PAGE] = 0;
+      u32[vs + K_CARVE_NEXT] = 0;
+    }
+    const base = this.pageRef0 + page * this.pageRefs;
+    const end = base + this.pageRefs;
+    const step = u32[vs + K_CHUNK_SIZE]! / 8;
+    let free = 0;
+    for (let i = 0; i < carved; i++) {
+      const r = base + i * step;
+      if (this.isLinked(r)) {
+        if (this.dead(r) !== 0) this.countReclaim(r, v);
+        else this.countEviction(r, v);
+        this.unlink(r);
+      } else {
+        free++;
+      }
+    }
+    if (free > 0) {
+      // Drop this page's chunks from v's free list.
+      let prev = 0;
+      let r = u32[vs + K_FREE_HEAD]!;
+      while (r !== 0) {
+        const next = u32[r * 2 + I_HNEXT]!;
+        if (r >= base && r < end) {
+          if (prev === 0) u32[vs + K_FREE_HEAD] = next;
+          else u32[prev * 2 + I_HNEXT] = next;
+          u32[vs + K_FREE_COUNT]!--;
+        } else {
+          prev = r;
+        }
+        r = next;
+      }
+    }
+    u32[vs + K_TOTAL_PAGES]!--;
+    this.u32[this.pt + page] = 0;
+  }
+}
+
+/**
+ * memcached's safe_strtoull over a value: leading whitespace, an optional sign, digits, then the
+ * end or whitespace. Returns -1n when memcached would answer NON_NUMERIC.
+ */
+export function parseU64(u8: Uint8Array, start: number, end: number): bigint {
+  let i = start;
+  while (i < end && isSpace(u8[i]!)) i++;
+  let neg = false;
+  if (i < end && (u8[i] === 43 || u8[i] === 45)) {
+    neg = u8[i] === 45;
+    i++;
+  }
+  const digitsStart = i;
+  let small = 0; // exact while below 2^53
+  let big = -1n;
+  for (; i < end; i++) {
+    const d = u8[i]! - 48;
+    if (d < 0 || d > 9) break;
+    if (big < 0n && small < 1e15) small = small * 10 + d;
+    else big = (big < 0n ? BigInt(small) : big) * 10n + BigInt(d);
+  }
+  if (i === digitsStart) return -1n;
+  if (i < end && !isSpace(u8[i]!)) return -1n;
+  let v = big < 0n ? BigInt(small) : big;
+  if (v > U64_MASK) return -1n; // ERANGE
+  if (neg && v !== 0n) {
+    // strtoull negates modulo 2^64; safe_strtoull rejects it when that looks negative as int64.
+    v = (1n << 64n) - v;
+    if (v >= I63) return -1n;
+  }
+  return v;
+}
+
+function isSpace(c: number): boolean {
+  return c === 32 || (c >= 9 && c <= 13);
+}
+

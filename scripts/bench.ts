@@ -1,0 +1,499 @@
+// memshard vs memcached, same machine, same load generator (mcload), same run.
+//
+//   npm run bench -- [--duration 3] [--rounds 3] [--threads 2|1,2,4] [--json]
+//
+// Runs each scenario in alternation (memcached, memshard -t A, memshard -t B, ..., then the next
+// scenario, then the next round) and reports the median of the rounds. Exits non-zero when any
+// mcload run reported errors or failed, or a server died.
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+// ---------------------------------------------------------------------------------------------
+// shared helpers (also used by memfill.ts)
+
+/** Repository root: this file runs as <root>/dist/scripts/bench.js. */
+export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
+export const sharedDir = path.resolve(repoRoot, '..', 'shared');
+/** The daemon's entry point; MEMSHARD_CLI overrides it (e.g. to try another build). */
+export const memshardCli = process.env['MEMSHARD_CLI'] ?? path.join(repoRoot, 'dist', 'lib', 'cli.js');
+export const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+
+export const log = (...a: unknown[]) => console.error(...a);
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+const children = new Set<ChildProcess>();
+/** Set on SIGINT/SIGTERM: no new processes are started after it. */
+let stopping = false;
+
+/** Kill every process this script started (by PID), SIGTERM then SIGKILL after 3 s. */
+export async function killAll(): Promise<void> {
+  const waits: Promise<void>[] = [];
+  for (const c of children) {
+    if (c.exitCode !== null || c.signalCode !== null) {
+      children.delete(c);
+      continue;
+    }
+    waits.push(
+      new Promise<void>((resolve) => {
+        const t = setTimeout(() => {
+          try {
+            c.kill('SIGKILL');
+          } catch {
+            /* gone */
+          }
+        }, 3000);
+        c.once('exit', () => {
+          clearTimeout(t);
+          resolve();
+        });
+        try {
+          c.kill('SIGTERM');
+        } catch {
+          clearTimeout(t);
+          resolve();
+        }
+      }),
+    );
+  }
+  await Promise.all(waits);
+  children.clear();
+}
+
+let handlersInstalled = false;
+/** SIGINT/SIGTERM kill our children and exit; a last-resort SIGKILL on process exit. */
+export function installCleanupHandlers(): void {
+  if (handlersInstalled) return;
+  handlersInstalled = true;
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(sig, () => {
+      stopping = true;
+      log(`\n${sig}: stopping the processes this script started`);
+      void killAll().finally(() => process.exit(130));
+    });
+  }
+  process.on('exit', () => {
+    for (const c of children) {
+      try {
+        c.kill('SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+  });
+}
+
+export function spawnTracked(cmd: string, args: string[], stdio: 'pipe' | 'ignore' = 'pipe'): ChildProcess {
+  if (stopping) throw new Error(`stopping: not starting ${cmd}`);
+  const c = spawn(cmd, args, { stdio: ['ignore', stdio, stdio] });
+  children.add(c);
+  c.on('exit', () => children.delete(c));
+  c.on('error', () => children.delete(c));
+  return c;
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const a = srv.address();
+      const port = a !== null && typeof a === 'object' ? a.port : 0;
+      srv.close(() => (port ? resolve(port) : reject(new Error('no free port'))));
+    });
+  });
+}
+
+/** Send one or more text commands and read until `until` appears (bounded by timeoutMs). */
+export function textRequest(port: number, request: string, until: RegExp, timeoutMs = 2000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ port, host: '127.0.0.1' });
+    s.setNoDelay(true);
+    let buf = '';
+    const done = (e: Error | null) => {
+      clearTimeout(timer);
+      s.destroy();
+      if (e) reject(e);
+      else resolve(buf);
+    };
+    const timer = setTimeout(() => done(new Error(`timeout; got ${JSON.stringify(buf)}`)), timeoutMs);
+    s.on('connect', () => s.write(request));
+    s.on('data', (d) => {
+      buf += d.toString('latin1');
+      if (until.test(buf)) done(null);
+    });
+    s.on('error', (e) => done(e));
+    s.on('close', () => done(new Error(`closed; got ${JSON.stringify(buf)}`)));
+  });
+}
+
+export interface Server {
+  name: string;
+  port: number;
+  pid: number;
+  version: string;
+  proc: ChildProcess;
+  alive(): boolean;
+  stderr(): string;
+  stop(): Promise<void>;
+}
+
+/** Spawn a server on a free port and wait (10 s) until it answers `version`. */
+export async function startServer(
+  name: string,
+  cmd: string,
+  argsFor: (port: number) => string[],
+): Promise<Server> {
+  for (let attempt = 0; ; attempt++) {
+    const port = await freePort();
+    const args = argsFor(port);
+    const proc = spawnTracked(cmd, args);
+    let err = '';
+    proc.stderr?.setEncoding('utf8');
+    proc.stderr?.on('data', (d: string) => {
+      err = (err + d).slice(-64 * 1024);
+    });
+    proc.stdout?.resume();
+    let spawnErr: Error | null = null;
+    proc.on('error', (e) => (spawnErr = e));
+    const alive = () => proc.exitCode === null && proc.signalCode === null && spawnErr === null;
+    const deadline = Date.now() + 10_000;
+    let version = '';
+    while (!version) {
+      if (!alive()) {
+        if (attempt < 2 && /EADDRINUSE|address already in use/i.test(err)) break;
+        throw new Error(`${name} exited at start (${spawnErr ?? `code ${proc.exitCode} ${proc.signalCode}`}): ${cmd} ${args.join(' ')}\n${err}`);
+      }
+      try {
+        const r = await textRequest(port, 'version\r\n', /\r\n/, 1000);
+        if (r.startsWith('VERSION ')) version = r.slice(8).trim();
+        else throw new Error(`bad version reply ${JSON.stringify(r)}`);
+      } catch {
+        if (Date.now() > deadline) {
+          proc.kill('SIGKILL');
+          throw new Error(`${name} did not answer version within 10 s: ${cmd} ${args.join(' ')}\n${err}`);
+        }
+        await sleep(50);
+      }
+    }
+    if (!version) continue; // port taken under us: retry
+    const pid = proc.pid ?? -1;
+    return {
+      name,
+      port,
+      pid,
+      version,
+      proc,
+      alive,
+      stderr: () => err,
+      stop: () =>
+        new Promise<void>((resolve) => {
+          if (!alive()) return resolve();
+          const t = setTimeout(() => proc.kill('SIGKILL'), 3000);
+          proc.once('exit', () => {
+            clearTimeout(t);
+            resolve();
+          });
+          proc.kill('SIGTERM');
+        }),
+    };
+  }
+}
+
+export function startMemcached(opts: { threads: number; memoryMb: number }): Promise<Server> {
+  return startServer('memcached', 'memcached', (port) => [
+    '-p', String(port), '-l', '127.0.0.1', '-U', '0',
+    '-t', String(opts.threads), '-m', String(opts.memoryMb),
+    ...(isRoot ? ['-u', 'root'] : []),
+  ]);
+}
+
+export function startMemshard(opts: { threads: number; memoryMb: number }): Promise<Server> {
+  if (!fs.existsSync(memshardCli)) {
+    return Promise.reject(new Error(`${memshardCli} does not exist: run \`npm run build\` first`));
+  }
+  return startServer(`memshard -t ${opts.threads}`, process.execPath, (port) => [
+    memshardCli, '-p', String(port), '-l', '127.0.0.1', '-U', '0',
+    '-t', String(opts.threads), '-m', String(opts.memoryMb),
+  ]);
+}
+
+/** Path of a built mcload: shared/bench/mcload, built there with make, else into a temp dir. */
+export function ensureMcload(): string {
+  const benchDir = path.join(sharedDir, 'bench');
+  const inShared = path.join(benchDir, 'mcload');
+  const src = path.join(benchDir, 'mcload.c');
+  if (!fs.existsSync(src)) throw new Error(`mcload source not found: ${src}`);
+  if (fs.existsSync(inShared)) return inShared;
+  try {
+    log(`building mcload: make -C ${benchDir}`);
+    execFileSync('make', ['-C', benchDir], { stdio: ['ignore', 'ignore', 'pipe'] });
+    if (fs.existsSync(inShared)) return inShared;
+  } catch (e) {
+    log(`make in ${benchDir} failed (${(e as Error).message.split('\n')[0]}); building into a temp dir`);
+  }
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'memshard-mcload-'));
+  const out = path.join(dir, 'mcload');
+  execFileSync('cc', ['-O2', '-pthread', '-o', out, src, '-lm'], { stdio: 'inherit' });
+  return out;
+}
+
+export interface McloadResult {
+  json: Record<string, unknown> | null;
+  exitCode: number | null;
+  stdout: string;
+  stderr: string;
+  timedOut: boolean;
+}
+
+/** Run mcload against a port; the JSON line is the only stdout line starting with `{`. */
+export function runMcload(bin: string, port: number, args: string[], timeoutMs: number): Promise<McloadResult> {
+  return new Promise((resolve) => {
+    const c = spawnTracked(bin, ['--port', String(port), ...args]);
+    let stdout = '';
+    let stderr = '';
+    let timedOut = false;
+    c.stdout?.setEncoding('utf8');
+    c.stderr?.setEncoding('utf8');
+    c.stdout?.on('data', (d: string) => (stdout += d));
+    c.stderr?.on('data', (d: string) => (stderr = (stderr + d).slice(-64 * 1024)));
+    const t = setTimeout(() => {
+      timedOut = true;
+      c.kill('SIGKILL');
+    }, timeoutMs);
+    const finish = (exitCode: number | null) => {
+      clearTimeout(t);
+      let json: Record<string, unknown> | null = null;
+      for (const line of stdout.split('\n')) {
+        if (line.startsWith('{')) {
+          try {
+            json = JSON.parse(line) as Record<string, unknown>;
+          } catch {
+            /* reported as missing JSON */
+          }
+        }
+      }
+      resolve({ json, exitCode, stdout, stderr, timedOut });
+    };
+    c.on('error', (e) => {
+      stderr += String(e);
+      finish(null);
+    });
+    c.on('close', (code) => finish(code));
+  });
+}
+
+export const num = (j: Record<string, unknown> | null, k: string): number => {
+  const v = j?.[k];
+  return typeof v === 'number' ? v : NaN;
+};
+
+export function median(xs: number[]): number {
+  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** Tiny `--flag value` / `--flag=value` / `--bool` parser. */
+export function parseArgs(argv: string[], booleans: string[], valued: string[]): Map<string, string> {
+  const out = new Map<string, string>();
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (!a.startsWith('--')) throw new Error(`unexpected argument ${a}`);
+    const eq = a.indexOf('=');
+    const name = eq > 0 ? a.slice(2, eq) : a.slice(2);
+    if (!booleans.includes(name) && !valued.includes(name)) throw new Error(`unknown option --${name}`);
+    if (eq > 0) out.set(name, a.slice(eq + 1));
+    else if (booleans.includes(a.slice(2))) out.set(a.slice(2), 'true');
+    else {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${a} needs a value`);
+      out.set(a.slice(2), v);
+    }
+  }
+  return out;
+}
+
+export function positiveNumber(v: string | undefined, dflt: number, name: string): number {
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name} must be a positive number, got ${v}`);
+  return n;
+}
+
+// ---------------------------------------------------------------------------------------------
+// bench
+
+interface Scenario {
+  id: string;
+  title: string;
+  args: string[];
+}
+
+const scenarios = (duration: number): Scenario[] => {
+  const common = ['--ratio', '1:9', '--value-size', '100', '--prefill', '--duration', String(duration)];
+  return [
+    { id: 'a', title: '50 conns, pipeline 1, 90% get', args: ['--threads', '2', '--conns', '25', '--pipeline', '1', ...common] },
+    { id: 'b', title: '50 conns, pipeline 16, 90% get', args: ['--threads', '2', '--conns', '25', '--pipeline', '16', ...common] },
+    { id: 'c', title: '4 conns, pipeline 1, 90% get', args: ['--threads', '1', '--conns', '4', '--pipeline', '1', ...common] },
+  ];
+};
+
+interface Sample {
+  ops: number;
+  p99: number;
+  errors: number;
+}
+
+const usage = `usage: node dist/scripts/bench.js [--duration S] [--rounds N] [--threads T[,T...]] [--json]
+  --duration S   seconds per measured run (default 3)
+  --rounds N     rounds; the median is reported (default 3)
+  --threads L    memshard -t value(s), e.g. 2 or 1,2,4 (default 2); memcached always runs -t 2
+  --json         print the results as one JSON document on stdout (progress goes to stderr)`;
+
+async function main(): Promise<number> {
+  let opts: Map<string, string>;
+  try {
+    opts = parseArgs(process.argv.slice(2), ['json', 'help'], ['duration', 'rounds', 'threads']);
+  } catch (e) {
+    log(`${(e as Error).message}\n${usage}`);
+    return 2;
+  }
+  if (opts.has('help')) {
+    console.log(usage);
+    return 0;
+  }
+  const duration = positiveNumber(opts.get('duration'), 3, 'duration');
+  const rounds = Math.round(positiveNumber(opts.get('rounds'), 3, 'rounds'));
+  const threadList = (opts.get('threads') ?? '2').split(',').map((s) => Math.round(positiveNumber(s.trim(), 2, 'threads')));
+  const asJson = opts.has('json');
+
+  installCleanupHandlers();
+  const mcload = ensureMcload();
+  const memcachedVersion = execFileSync('memcached', ['-V'], { encoding: 'utf8' }).trim();
+
+  const servers: Server[] = [];
+  servers.push(await startMemcached({ threads: 2, memoryMb: 1024 }));
+  for (const t of threadList) servers.push(await startMemshard({ threads: t, memoryMb: 1024 }));
+  for (const s of servers) log(`${s.name}: pid ${s.pid}, port ${s.port}, version ${s.version}`);
+
+  const scen = scenarios(duration);
+  // samples[scenario][server] = Sample[]
+  const samples = new Map<string, Map<string, Sample[]>>();
+  const failures: string[] = [];
+  const runTimeout = (duration + 60) * 1000;
+
+  outer: for (let r = 1; r <= rounds; r++) {
+    for (const sc of scen) {
+      for (const s of servers) {
+        if (!s.alive()) {
+          failures.push(`${s.name} died (stderr: ${s.stderr().slice(-500)})`);
+          break outer;
+        }
+        const res = await runMcload(mcload, s.port, [...sc.args, '--max-time', String(duration + 30)], runTimeout);
+        const errors = num(res.json, 'errors');
+        const sample: Sample = { ops: num(res.json, 'ops_per_sec'), p99: num(res.json, 'p99_us'), errors };
+        const perServer = samples.get(sc.id) ?? new Map<string, Sample[]>();
+        samples.set(sc.id, perServer);
+        perServer.set(s.name, [...(perServer.get(s.name) ?? []), sample]);
+        const tag = `round ${r}/${rounds} ${sc.id} (${sc.title}) ${s.name}`;
+        if (res.json === null || res.timedOut) {
+          failures.push(`${tag}: mcload ${res.timedOut ? 'timed out' : `exited ${res.exitCode} without JSON`}: ${res.stderr.slice(-500)}`);
+        } else if (!(errors === 0) || res.exitCode !== 0 || res.json['incomplete'] === true) {
+          const detail = ['error_replies', 'bad_values', 'timeouts', 'desyncs', 'disconnects', 'connect_failures', 'prefill_errors']
+            .map((k) => `${k}=${String(res.json?.[k])}`)
+            .join(' ');
+          failures.push(`${tag}: errors=${errors} exit=${res.exitCode} incomplete=${String(res.json['incomplete'])} ${detail}`);
+        }
+        log(`${tag}: ${Math.round(sample.ops)} ops/s, p99 ${sample.p99} us, errors ${sample.errors}`);
+      }
+    }
+  }
+
+  const memcachedName = servers[0]!.name;
+  const rows: {
+    scenario: string;
+    memshard: string;
+    memcached_ops: number;
+    memcached_p99_us: number;
+    memshard_ops: number;
+    memshard_p99_us: number;
+    ops_ratio: number;
+    p99_ratio: number;
+  }[] = [];
+  for (const sc of scen) {
+    const per = samples.get(sc.id);
+    const mc = per?.get(memcachedName) ?? [];
+    for (const s of servers.slice(1)) {
+      const ms = per?.get(s.name) ?? [];
+      const mcOps = median(mc.map((x) => x.ops));
+      const mcP99 = median(mc.map((x) => x.p99));
+      const msOps = median(ms.map((x) => x.ops));
+      const msP99 = median(ms.map((x) => x.p99));
+      rows.push({
+        scenario: `${sc.id}: ${sc.title}`,
+        memshard: s.name,
+        memcached_ops: mcOps,
+        memcached_p99_us: mcP99,
+        memshard_ops: msOps,
+        memshard_p99_us: msP99,
+        ops_ratio: msOps / mcOps,
+        p99_ratio: msP99 / mcP99,
+      });
+    }
+  }
+
+  const meta = {
+    date: new Date().toISOString(),
+    node: process.version,
+    memcached: memcachedVersion,
+    memshard: servers.slice(1).map((s) => `${s.name} (VERSION ${s.version})`).join(', '),
+    cpus: `${os.cpus().length} x ${os.cpus()[0]?.model ?? '?'}`,
+    duration_s: duration,
+    rounds,
+    memcached_args: '-t 2 -m 1024',
+  };
+  await killAll();
+
+  if (asJson) {
+    console.log(JSON.stringify({ ...meta, rows, samples: Object.fromEntries([...samples].map(([k, v]) => [k, Object.fromEntries(v)])), failures }, null, 2));
+  } else {
+    const f = (x: number, d = 0) => (Number.isFinite(x) ? x.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }) : 'n/a');
+    const out: string[] = [];
+    out.push(`## memshard vs memcached (${meta.date})`, '');
+    out.push(`node ${meta.node}, ${meta.memcached} (${meta.memcached_args}), ${meta.memshard}; ${meta.cpus}`);
+    out.push(`mcload, ${duration} s per run, median of ${rounds} rounds run in alternation; 100-byte values, 100k keys`, '');
+    out.push('| scenario | memcached ops/s | memcached p99 us | memshard ops/s | memshard p99 us | ratio (memshard/memcached ops) | p99 ratio |');
+    out.push('|---|---:|---:|---:|---:|---:|---:|');
+    for (const r of rows) {
+      const label = threadList.length > 1 ? `${r.scenario} (${r.memshard})` : r.scenario;
+      out.push(`| ${label} | ${f(r.memcached_ops)} | ${f(r.memcached_p99_us)} | ${f(r.memshard_ops)} | ${f(r.memshard_p99_us)} | ${f(r.ops_ratio, 2)} | ${f(r.p99_ratio, 2)} |`);
+    }
+    console.log(out.join('\n'));
+  }
+  if (failures.length) {
+    log(`\n${failures.length} problem(s):`);
+    for (const x of failures) log(`  - ${x}`);
+    return 1;
+  }
+  return 0;
+}
+
+const invokedDirectly = process.argv[1] !== undefined && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href;
+if (invokedDirectly) {
+  main().then(
+    async (code) => {
+      await killAll();
+      process.exitCode = code;
+    },
+    async (e: unknown) => {
+      log(e instanceof Error ? e.stack ?? e.message : String(e));
+      await killAll();
+      process.exitCode = 1;
+    },
+  );
+}

@@ -1,0 +1,49 @@
+import t from 'tap';
+import { slabLadder, MAX_CLASSES } from '../lib/store/slabs.js';
+import { ITEM_HEADER_BYTES, computeLayout } from '../lib/store/layout.js';
+
+const MiB = 1024 * 1024;
+
+t.test('default ladder matches memcached (-f 1.25 -n 48, 1 MiB pages)', async (t) => {
+  const l = slabLadder(ITEM_HEADER_BYTES, 48, 1.25, MiB);
+  t.same(l.slice(0, 12), [96, 120, 152, 192, 240, 304, 384, 480, 600, 752, 944, 1184]);
+  // memcached's ladder (up to its 512 KiB slab_chunk_max) continues 1480 1856 2320 ... 394840.
+  t.same(l.slice(12, 15), [1480, 1856, 2320]);
+  t.ok(l.includes(394840), 'memcached class 38 (394840) is on the ladder');
+  t.equal(l[l.length - 1], MiB, 'last class is a whole page');
+  t.ok(l.length <= MAX_CLASSES);
+  for (let i = 0; i < l.length; i++) {
+    t.equal(l[i]! % 8, 0, `class ${i + 1} is 8-aligned`);
+    if (i > 0) t.ok(l[i]! > l[i - 1]!, `class ${i + 1} grows`);
+  }
+  // The last regular class is the last one below pageSize / factor.
+  t.ok(l[l.length - 2]! < MiB / 1.25);
+  t.ok(l[l.length - 2]! * 1.25 >= MiB / 1.25);
+});
+
+t.test('other -f / -n', async (t) => {
+  const a = slabLadder(ITEM_HEADER_BYTES, 100, 2, MiB);
+  t.same(a.slice(0, 4), [152, 304, 608, 1216]);
+  t.equal(a[a.length - 1], MiB);
+  const b = slabLadder(ITEM_HEADER_BYTES, 5, 1.5, 64 * 1024);
+  t.equal(b[0], 56, 'align8(48 + 5)');
+  t.equal(b[1], 88, 'align8(floor(56 * 1.5) = 84)');
+  // A factor so small that the ladder would exceed 63 classes stops at 63, last = page.
+  const c = slabLadder(ITEM_HEADER_BYTES, 48, 1.01, MiB);
+  t.equal(c.length, MAX_CLASSES);
+  t.equal(c[c.length - 1], MiB);
+  for (let i = 1; i < c.length; i++) t.ok(c[i]! > c[i - 1]!);
+  t.throws(() => slabLadder(ITEM_HEADER_BYTES, 48, 1, MiB));
+});
+
+t.test('layout', async (t) => {
+  const L = computeLayout({ memoryBytes: 16 * MiB + 5, pageSize: MiB, itemSizeMax: MiB, growthFactor: 1.25, minChunk: 48 });
+  t.equal(L.pages, 16);
+  t.equal(L.pageAreaByte % 4096, 0);
+  t.equal(L.byteLength, L.pageAreaByte + 16 * MiB);
+  t.ok(L.bucketCount >= (16 * MiB) / 96, 'one bucket per possible item');
+  t.equal(L.bucketCount & (L.bucketCount - 1), 0, 'power of two');
+  t.ok(L.bucketsU32 * 4 + L.bucketCount * 4 <= L.pageAreaByte);
+  const tiny = computeLayout({ memoryBytes: 10, pageSize: MiB, itemSizeMax: MiB, growthFactor: 1.25, minChunk: 48 });
+  t.equal(tiny.pages, 1, 'at least one page');
+});

@@ -1,0 +1,26 @@
+/**
+ * Shard worker: hosts one Store over the shard's SharedArrayBuffer and answers packed batches on
+ * the MessagePort handed over by the first (and only) piscina task. Runs an expiry crawler.
+ */
+import type { ShardInit } from '../lib/shards/shard-set.js';
+import { BatchExecutor } from '../lib/shards/execute.js';
+import { Store, type Clock } from '../lib/store/store.js';
+
+/** Items the background crawler inspects per tick; a tick every 100 ms keeps it off the hot path. */
+const CRAWL_PER_TICK = 2000;
+const CRAWL_INTERVAL_MS = 100;
+
+export default function startShard(init: ShardInit): string {
+  const clock: Clock = {
+    processStarted: init.processStarted,
+    now: () => Math.floor(Date.now() / 1000) - init.processStarted,
+  };
+  const store = new Store(init.sab, init.store, clock);
+  const executor = new BatchExecutor(store);
+  init.port.on('message', (batch: ArrayBuffer) => {
+    const reply = executor.run(batch);
+    init.port.postMessage(reply, [reply]);
+  });
+  setInterval(() => store.crawl(CRAWL_PER_TICK), CRAWL_INTERVAL_MS);
+  return 'ready';
+}
