@@ -11,7 +11,11 @@ import type { ReplySink } from './shards/shard-set.js';
 /** What the connection needs from the server. */
 export interface ConnectionHost {
   readonly maxValue: number;
-  route(cmd: KeyCommand, sink: ReplySink, slot: number): void;
+  /**
+   * Run a key command now on the front end's thread if `inline` and its shard allows it (then
+   * return true, its reply already filled), else queue it for the shard.
+   */
+  dispatch(cmd: KeyCommand, sink: ReplySink, slot: number, inline: boolean): boolean;
   /**
    * Answer a front-end command for reply slot `slot`: a reply, null to close the connection after
    * the earlier replies, or undefined when the host fills the slot itself later.
@@ -39,6 +43,11 @@ export class Connection implements ReplySink {
   /** Reply slots; slot ids are absolute, `base` is the id of replies[0]. */
   private replies: Array<Buffer | undefined> = [];
   private base = 0;
+  /**
+   * Reply slots of this connection's queued writes. While any is unanswered, its gets go through
+   * the shard queues behind them (read-your-writes) instead of being served inline.
+   */
+  private readonly queuedWrites = new Set<number>();
   private closing = false;
   private paused = false;
   readonly id: number;
@@ -104,11 +113,17 @@ export class Connection implements ReplySink {
         case Parsed.Key: {
           const cmd = parser.keyCommand!;
           if (cmd.op === Op.SetTooLarge) this.swallow = parser.swallow;
-          host.route(cmd, this, this.reserve());
+          const slot = this.reserve();
+          if (!host.dispatch(cmd, this, slot, true)) this.queuedWrites.add(slot);
           break;
         }
         case Parsed.MultiGet: {
           const keys = parser.keys;
+          if (keys.length === 0) {
+            this.fill(this.reserve(), END);
+            break;
+          }
+          const inline = this.queuedWrites.size === 0;
           for (let i = 0; i < keys.length; i++) {
             const cmd: KeyCommand = {
               op: parser.getOp,
@@ -119,14 +134,15 @@ export class Connection implements ReplySink {
               delta: 0n,
               value: null,
               noreply: false,
+              end: i === keys.length - 1,
             };
-            host.route(cmd, this, this.reserve());
+            host.dispatch(cmd, this, this.reserve(), inline);
           }
-          this.fill(this.reserve(), END);
           break;
         }
         case Parsed.Local: {
           const slot = this.reserve();
+          if (parser.local!.kind === 'flush_all') this.queuedWrites.add(slot);
           const reply = host.local(parser.local!, this, slot);
           if (reply !== undefined) this.fill(slot, reply === null ? CLOSE_MARK : Buffer.from(reply, 'latin1'));
           break;
@@ -153,6 +169,7 @@ export class Connection implements ReplySink {
 
   fill(slot: number, reply: Buffer): void {
     this.replies[slot - this.base] = reply;
+    if (this.queuedWrites.size !== 0) this.queuedWrites.delete(slot);
   }
 
   /** Write the ready prefix of the reply queue as one socket write. */

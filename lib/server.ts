@@ -89,10 +89,18 @@ export class Server implements ConnectionHost {
     });
   }
 
-  route(cmd: KeyCommand, sink: ReplySink, slot: number): void {
-    this.shards.enqueue(this.ring.shardOf(cmd.key), cmd, cmd.noreply ? null : sink, slot);
-    // a noreply command still owns its slot: release it at once, the reply order is unaffected
-    if (cmd.noreply) sink.fill(slot, EMPTY);
+  dispatch(cmd: KeyCommand, sink: ReplySink, slot: number, inline: boolean): boolean {
+    const shard = this.ring.shardOf(cmd.key);
+    if (inline) {
+      const reply = this.shards.tryInline(shard, cmd);
+      if (reply !== null) {
+        sink.fill(slot, reply);
+        return true;
+      }
+    }
+    // noreply commands get an empty reply too: its arrival tells the connection they are applied
+    this.shards.enqueue(shard, cmd, sink, slot);
+    return false;
   }
 
   local(cmd: LocalCommand, conn: Connection, slot: number): string | null | undefined {
@@ -105,8 +113,12 @@ export class Server implements ConnectionHost {
         this.verbosity = Math.min(cmd.level, 2);
         return cmd.noreply ? '' : 'OK\r\n';
       case 'flush_all':
-        this.broadcast(Op.FlushAll, cmd.delay, null);
-        return cmd.noreply ? '' : 'OK\r\n';
+        // answered once applied everywhere, so this connection's next gets may read shared memory
+        this.broadcast(Op.FlushAll, cmd.delay, () => {
+          conn.fill(slot, cmd.noreply ? EMPTY : OK);
+          conn.flushReplies();
+        });
+        return undefined;
       case 'shutdown':
         if (!this.config.enableShutdown) return Errors.shutdownDisabled;
         if (cmd.mode === 'invalid') return Errors.shutdownMode;
@@ -142,7 +154,7 @@ export class Server implements ConnectionHost {
             flushReplies: () => {},
           };
     for (let shard = 0; shard < this.config.threads; shard++) {
-      const cmd: KeyCommand = { op, key: NO_KEY, flags: 0, exptime, cas: 0, delta: 0n, value: null, noreply: sink === null };
+      const cmd: KeyCommand = { op, key: NO_KEY, flags: 0, exptime, cas: 0, delta: 0n, value: null, noreply: sink === null, end: false };
       this.shards.enqueue(shard, cmd, sink, 0);
     }
   }
@@ -169,3 +181,4 @@ export class Server implements ConnectionHost {
 }
 
 const EMPTY = Buffer.alloc(0);
+const OK = Buffer.from('OK\r\n');

@@ -279,7 +279,8 @@ t.test('flush_all now and delayed', async (t) => {
 t.test('too large', async (t) => {
   const { store, stats } = make({ itemSizeMax: 2000 });
   set(store, 'big', 'small');
-  const max = 'x'.repeat(2000 - ITEM_HEADER_BYTES - 3);
+  // -I counts memcached's item size (48-byte header, 8-byte CAS, key + NUL, value + CRLF)
+  const max = 'x'.repeat(2000 - 48 - 8 - (3 + 1) - 2);
   t.equal(set(store, 'big', max), Status.Stored, 'exactly -I fits');
   t.equal(set(store, 'big', max + 'x'), Status.TooLarge);
   t.equal(store.get(k('big')), 0, 'set of a too large value removes the old item');

@@ -74,9 +74,11 @@ t.test('error replies are memcached\'s', async (t) => {
 });
 
 t.test('noreply suppresses error replies too, like memcached', async (t) => {
-  const { p, kind } = parse('set foo bar 0 1 noreply\r\n');
-  t.equal(kind, Parsed.Reply);
-  t.equal(p.reply, '');
+  for (const input of ['set foo bar 0 1 noreply\r\n', 'verbosity noreply\r\n', 'touch k noreply\r\n', 'incr k x noreply\r\n']) {
+    const { p, kind } = parse(input);
+    t.equal(kind, Parsed.Reply, input);
+    t.equal(p.reply, '', input);
+  }
 });
 
 t.test('too large values are refused without buffering them', async (t) => {

@@ -3,7 +3,8 @@
  * the MessagePort handed over by the first (and only) piscina task. Runs an expiry crawler.
  */
 import type { ShardInit } from '../lib/shards/shard-set.js';
-import { BatchExecutor } from '../lib/shards/execute.js';
+import { CommandExecutor } from '../lib/shards/execute.js';
+import { lock, unlock } from '../lib/shards/lock.js';
 import { Store, type Clock } from '../lib/store/store.js';
 
 /** Items the background crawler inspects per tick; a tick every 100 ms keeps it off the hot path. */
@@ -16,11 +17,20 @@ export default function startShard(init: ShardInit): string {
     now: () => Math.floor(Date.now() / 1000) - init.processStarted,
   };
   const store = new Store(init.sab, init.store, clock);
-  const executor = new BatchExecutor(store);
+  const executor = new CommandExecutor(store);
+  /** The front end reads the store between batches (see Shard.tryDirect): hold the lock while using it. */
+  const locked = <T>(fn: () => T): T => {
+    lock(init.lock);
+    try {
+      return fn();
+    } finally {
+      unlock(init.lock);
+    }
+  };
   init.port.on('message', (batch: ArrayBuffer) => {
-    const reply = executor.run(batch);
+    const reply = locked(() => executor.run(batch));
     init.port.postMessage(reply, [reply]);
   });
-  setInterval(() => store.crawl(CRAWL_PER_TICK), CRAWL_INTERVAL_MS);
+  setInterval(() => locked(() => store.crawl(CRAWL_PER_TICK)), CRAWL_INTERVAL_MS);
   return 'ready';
 }

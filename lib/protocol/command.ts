@@ -34,6 +34,7 @@ export type ShardOp = (typeof Op)[keyof typeof Op];
 /** Request bits carried with a shard op. */
 export const ReqFlag = {
   NoReply: 1,
+  End: 2,
 } as const;
 
 /** A command for one key (or none, for FlushAll) bound for a shard. */
@@ -48,6 +49,8 @@ export interface KeyCommand {
   delta: bigint;
   value: Uint8Array | null;
   noreply: boolean;
+  /** The last key of a get command: END follows its reply. */
+  end: boolean;
 }
 
 /** Commands the front end answers itself. */

@@ -203,7 +203,7 @@ export class TextParser {
   }
 
   private keyCmd(op: ShardOp, key: Uint8Array, noreply: boolean): KeyCommand {
-    const cmd: KeyCommand = { op, key, flags: 0, exptime: 0, cas: 0, delta: 0n, value: null, noreply };
+    const cmd: KeyCommand = { op, key, flags: 0, exptime: 0, cas: 0, delta: 0n, value: null, noreply, end: false };
     this.keyCommand = cmd;
     return cmd;
   }
@@ -235,7 +235,7 @@ export class TextParser {
     const isCas = op === Op.Cas;
     const base = isCas ? 6 : 5;
     if (n !== base && n !== base + 1) return this.fail(Errors.error);
-    const noreply = n === base + 1 && this.isNoreply(buf, base);
+    const noreply = this.isNoreply(buf, n - 1); // memcached looks at the last token, whatever the count
     const key = this.key(buf, 1);
     if (key === null) return this.fail(noreply ? '' : Errors.badFormat);
     const flags = parseU32(buf, this.ts[2]!, this.te[2]!);
@@ -290,7 +290,7 @@ export class TextParser {
 
   private parseArith(buf: Buffer, op: ShardOp, n: number): ParsedKind {
     if (n !== 3 && n !== 4) return this.fail(Errors.error);
-    const noreply = n === 4 && this.isNoreply(buf, 3);
+    const noreply = this.isNoreply(buf, n - 1);
     const key = this.key(buf, 1);
     if (key === null) return this.fail(noreply ? '' : Errors.badFormat);
     const delta = parseU64(buf, this.ts[2]!, this.te[2]!);
@@ -301,7 +301,7 @@ export class TextParser {
 
   private parseTouch(buf: Buffer, n: number): ParsedKind {
     if (n !== 3 && n !== 4) return this.fail(Errors.error);
-    const noreply = n === 4 && this.isNoreply(buf, 3);
+    const noreply = this.isNoreply(buf, n - 1);
     const key = this.key(buf, 1);
     if (key === null) return this.fail(noreply ? '' : Errors.badFormat);
     const exptime = parseI32(buf, this.ts[2]!, this.te[2]!);
@@ -324,7 +324,7 @@ export class TextParser {
 
   private parseVerbosity(buf: Buffer, n: number): ParsedKind {
     if (n !== 2 && n !== 3) return this.fail(Errors.error);
-    const noreply = n === 3 && this.isNoreply(buf, 2);
+    const noreply = this.isNoreply(buf, n - 1);
     const level = parseU32(buf, this.ts[1]!, this.te[1]!);
     if (level === null) return this.fail(noreply ? '' : Errors.badFormat);
     return this.localCmd({ kind: 'verbosity', level, noreply });

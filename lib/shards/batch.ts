@@ -47,7 +47,7 @@ export class BatchWriter {
     const b = out.buf;
     const p = out.pos;
     b[p] = cmd.op;
-    b[p + 1] = cmd.noreply ? ReqFlag.NoReply : 0;
+    b[p + 1] = (cmd.noreply ? ReqFlag.NoReply : 0) | (cmd.end ? ReqFlag.End : 0);
     b.writeUInt16LE(key.length, p + 2);
     b.writeUInt32LE(cmd.flags >>> 0, p + 4);
     b.writeInt32LE(cmd.exptime | 0, p + 8);
@@ -79,6 +79,7 @@ export class BatchReader {
   private pos = 4;
   op: ShardOp = 0 as ShardOp;
   noreply = false;
+  end = false;
   flags = 0;
   exptime = 0;
   cas = 0;
@@ -100,6 +101,7 @@ export class BatchReader {
     const vlen = b.readUInt32LE(p + 12);
     this.op = b[p] as ShardOp;
     this.noreply = (b[p + 1]! & ReqFlag.NoReply) !== 0;
+    this.end = (b[p + 1]! & ReqFlag.End) !== 0;
     this.flags = b.readUInt32LE(p + 4);
     this.exptime = b.readInt32LE(p + 8);
     this.cas = b.readDoubleLE(p + 16);
@@ -110,7 +112,7 @@ export class BatchReader {
   }
 
   /** incr/decr records carry an unsigned 64-bit delta where others carry the CAS. */
-  delta(): bigint {
+  get delta(): bigint {
     return this.b.readBigUInt64LE(this.deltaAt);
   }
 }
@@ -154,6 +156,14 @@ export class ReplyWriter {
       this.ends = next;
     }
     this.ends[this.count++] = this.out.pos;
+  }
+
+  /** The bytes written since the last take, as a copy, without reply boundaries. */
+  takeBytes(): Buffer {
+    const copy = Buffer.from(this.out.buf.subarray(0, this.out.pos));
+    this.out.pos = 0;
+    this.count = 0;
+    return copy;
   }
 
   take(): ArrayBuffer {

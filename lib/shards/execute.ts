@@ -1,9 +1,8 @@
 /**
- * Runs one request batch against a shard's Store and encodes each reply in the text protocol.
- * Encoding here, in the worker, keeps that work off the front end's thread, which is the
- * bottleneck (DESIGN.md, measured costs).
+ * Runs shard commands against a Store and encodes each reply in the text protocol: whole batches
+ * in the worker, or single commands on the front end while it holds the shard lock.
  */
-import { Op } from '../protocol/command.js';
+import { Op, type ShardOp } from '../protocol/command.js';
 import { Errors } from '../protocol/text.js';
 import { Mode, Status, type Store, type StatusCode, type StoreMode } from '../store/store.js';
 import { BatchReader, ReplyWriter } from './batch.js';
@@ -29,11 +28,29 @@ const STATUS_LINE: Record<number, string> = {
   [Status.NonNumeric]: 'CLIENT_ERROR cannot increment or decrement non-numeric value\r\n',
 };
 
-export class BatchExecutor {
+/** One command as the executor reads it: a batch record (worker) or a parsed command (front end). */
+export interface ShardRequest {
+  readonly op: ShardOp;
+  readonly noreply: boolean;
+  /** A get that ends its get command: END follows its reply. */
+  readonly end: boolean;
+  readonly key: Uint8Array;
+  readonly value: Uint8Array | null;
+  readonly flags: number;
+  readonly exptime: number;
+  readonly cas: number;
+  readonly delta: bigint;
+}
+
+const END = 'END\r\n';
+const NO_VALUE = new Uint8Array(0);
+
+export class CommandExecutor {
   private readonly out = new ReplyWriter();
 
   constructor(private readonly store: Store) {}
 
+  /** A whole batch: one reply slice per record. */
   run(batch: ArrayBuffer): ArrayBuffer {
     const req = new BatchReader(batch);
     for (let i = 0; i < req.count; i++) {
@@ -44,19 +61,30 @@ export class BatchExecutor {
     return this.out.take();
   }
 
-  private one(req: BatchReader): void {
+  /** A single command: its reply, copied out of the store. */
+  runOne(req: ShardRequest): Buffer {
+    this.one(req);
+    return this.out.takeBytes();
+  }
+
+  private one(req: ShardRequest): void {
+    this.dispatch(req);
+    if (req.end) this.out.ascii(END);
+  }
+
+  private dispatch(req: ShardRequest): void {
     const store = this.store;
     switch (req.op) {
       case Op.Get:
       case Op.Gets: {
         const ref = store.get(req.key);
-        if (ref !== 0) this.value(ref, req.op === Op.Gets);
+        if (ref !== 0) writeValue(store, ref, req.op === Op.Gets, this.out);
         return;
       }
       case Op.Gat:
       case Op.Gats: {
         const ref = store.getAndTouch(req.key, req.exptime);
-        if (ref !== 0) this.value(ref, req.op === Op.Gats);
+        if (ref !== 0) writeValue(store, ref, req.op === Op.Gats, this.out);
         return;
       }
       case Op.Delete:
@@ -65,7 +93,7 @@ export class BatchExecutor {
         return this.status(req, store.touch(req.key, req.exptime));
       case Op.Incr:
       case Op.Decr: {
-        const status = store.incrDecr(req.key, req.op === Op.Incr, req.delta());
+        const status = store.incrDecr(req.key, req.op === Op.Incr, req.delta);
         if (status === Status.Ok) {
           if (!req.noreply) this.out.ascii(`${store.lastNumber}\r\n`);
           return;
@@ -86,34 +114,32 @@ export class BatchExecutor {
       default: {
         const mode = STORE_MODE[req.op];
         if (mode === undefined) return;
-        return this.status(req, store.store(mode, req.key, req.flags, req.exptime, req.value, req.cas));
+        return this.status(req, store.store(mode, req.key, req.flags, req.exptime, req.value ?? NO_VALUE, req.cas));
       }
     }
   }
 
-  private status(req: BatchReader, status: StatusCode): void {
+  private status(req: ShardRequest, status: StatusCode): void {
     if (!req.noreply) this.out.ascii(STATUS_LINE[status]!);
   }
+}
 
-  /** `VALUE <key> <flags> <bytes>[ <cas>]\r\n<data>\r\n`, written straight from the slab. */
-  private value(ref: number, withCas: boolean): void {
-    const store = this.store;
-    const out = this.out;
-    const key = store.keyOf(ref);
-    const value = store.valueOf(ref);
-    const head = withCas
-      ? ` ${store.flagsOf(ref)} ${value.length} ${store.casOf(ref)}\r\n`
-      : ` ${store.flagsOf(ref)} ${value.length}\r\n`;
-    let p = out.reserve(6 + key.length + head.length + value.length + 2);
-    const b = out.buf;
-    p += b.write('VALUE ', p, 'latin1');
-    b.set(key, p);
-    p += key.length;
-    p += b.write(head, p, 'latin1');
-    b.set(value, p);
-    p += value.length;
-    b[p++] = 0x0d;
-    b[p++] = 0x0a;
-    out.advance(p);
-  }
+/** `VALUE <key> <flags> <bytes>[ <cas>]\r\n<data>\r\n`, copied straight from the slab. */
+export function writeValue(store: Store, ref: number, withCas: boolean, out: ReplyWriter): void {
+  const key = store.keyOf(ref);
+  const value = store.valueOf(ref);
+  const head = withCas
+    ? ` ${store.flagsOf(ref)} ${value.length} ${store.casOf(ref)}\r\n`
+    : ` ${store.flagsOf(ref)} ${value.length}\r\n`;
+  let p = out.reserve(6 + key.length + head.length + value.length + 2);
+  const b = out.buf;
+  p += b.write('VALUE ', p, 'latin1');
+  b.set(key, p);
+  p += key.length;
+  p += b.write(head, p, 'latin1');
+  b.set(value, p);
+  p += value.length;
+  b[p++] = 0x0d;
+  b[p++] = 0x0a;
+  out.advance(p);
 }

@@ -5,9 +5,11 @@
  */
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
-import type { KeyCommand } from '../protocol/command.js';
+import { Op, type KeyCommand } from '../protocol/command.js';
 import { Store, type StoreConfig } from '../store/store.js';
 import { BatchWriter, ReplyReader } from './batch.js';
+import { CommandExecutor } from './execute.js';
+import { newShardLock, tryLock, unlock } from './lock.js';
 
 /** Who receives a reply: the connection and its reply slot. */
 export interface ReplySink {
@@ -18,6 +20,7 @@ export interface ReplySink {
 
 export interface ShardInit {
   sab: SharedArrayBuffer;
+  lock: Int32Array;
   port: MessagePort;
   store: StoreConfig;
   processStarted: number;
@@ -25,6 +28,10 @@ export interface ShardInit {
 
 const WORKER_URL = new URL('../../workers/shard.js', import.meta.url);
 const SHARD_DIED = Buffer.from('SERVER_ERROR shard restarted, request lost\r\n');
+
+function isRead(op: number): boolean {
+  return op === Op.Get || op === Op.Gets;
+}
 
 class Shard {
   readonly writer = new BatchWriter();
@@ -35,8 +42,14 @@ class Shard {
   private port: MessagePort | null = null;
   private readonly pool: Piscina;
   readonly sab: SharedArrayBuffer;
+  private readonly lock = newShardLock();
+  /** Runs commands on the front end's view of the shard's store, only while holding the shard lock. */
+  private readonly inline: CommandExecutor;
+  /** Off while the worker is being replaced: its store is not to be read then. */
+  private readable = false;
   batches = 0;
   restarts = 0;
+  inlineCommands = 0;
 
   constructor(
     readonly index: number,
@@ -55,6 +68,8 @@ class Shard {
       atomics: 'disabled',
     });
     this.pool.on('error', (err: unknown) => this.log(1, `shard ${index}: worker error: ${String(err)}`));
+    const clock = { processStarted, now: () => Math.floor(Date.now() / 1000) - processStarted };
+    this.inline = new CommandExecutor(new Store(this.sab, config, clock, true));
   }
 
   async start(): Promise<void> {
@@ -62,8 +77,28 @@ class Shard {
     port1.on('message', (ab: ArrayBuffer) => this.onReply(ab));
     port1.on('close', () => this.onWorkerGone(port1));
     this.port = port1;
-    const init: ShardInit = { sab: this.sab, port: port2, store: this.config, processStarted: this.processStarted };
+    const init: ShardInit = { sab: this.sab, lock: this.lock, port: port2, store: this.config, processStarted: this.processStarted };
     await this.pool.run(init, { transferList: [port2] as never });
+    this.readable = true;
+  }
+
+  /**
+   * Run a command on this thread, straight on the shard's shared memory, when the worker is not
+   * using it: no hop, no wait. A read may overtake other connections' queued commands (the
+   * connection itself makes sure none of its own writes are pending); anything else runs inline
+   * only when nothing is queued for the shard, so the shard's order of execution is kept.
+   * Returns the reply, or null when the command must be queued.
+   */
+  tryInline(cmd: KeyCommand): Buffer | null {
+    if (!this.readable) return null;
+    if (!isRead(cmd.op) && (this.writer.count !== 0 || this.inflight.length !== 0)) return null;
+    if (!tryLock(this.lock)) return null;
+    try {
+      this.inlineCommands++;
+      return this.inline.runOne(cmd);
+    } finally {
+      unlock(this.lock);
+    }
   }
 
   enqueue(cmd: KeyCommand, sink: ReplySink | null, slot: number): void {
@@ -110,6 +145,9 @@ class Shard {
   private onWorkerGone(port: MessagePort): void {
     if (port !== this.port) return;
     this.port = null;
+    // the dead worker may have died holding the lock: stop reading, then free it for the next one
+    this.readable = false;
+    unlock(this.lock);
     this.failInflight();
     if (this.stopping()) return;
     this.restarts++;
@@ -147,6 +185,11 @@ export class ShardSet {
 
   async start(): Promise<void> {
     await Promise.all(this.shards.map((s) => s.start()));
+  }
+
+  /** Run a command at once on this thread if its shard allows it (see Shard.tryInline). */
+  tryInline(shard: number, cmd: KeyCommand): Buffer | null {
+    return this.shards[shard]!.tryInline(cmd);
   }
 
   /** Queue a command for a shard; all queued commands leave as one batch per shard this turn. */

@@ -85,14 +85,17 @@ export class Store {
   private readonly casMul: number;
   private readonly casAdd: number;
   /** Mirrors of the header's flush state, read on every lookup. */
-  private flushCas = 0;
-  private flushTime = 0;
   /** Server time of the current operation (one clock read per call). */
   private now = 0;
   /** Holds the old value during append/prepend: allocation may evict or move the old item. */
   private scratch: Uint8Array | null = null;
 
-  constructor(sab: SharedArrayBuffer, cfg: StoreConfig, clock: Clock) {
+  /**
+   * @param attach open a store another thread initialised, without touching it: every piece of
+   *   state lives in the buffer, so two Store objects over one buffer stay consistent as long as
+   *   they are never used at the same time (the shard lock guarantees that).
+   */
+  constructor(sab: SharedArrayBuffer, cfg: StoreConfig, clock: Clock, attach = false) {
     const L = computeLayout(cfg);
     if (sab.byteLength < L.byteLength) {
       throw new RangeError(`SharedArrayBuffer too small: ${sab.byteLength} < ${L.byteLength}`);
@@ -122,7 +125,7 @@ export class Store {
     this.maxChunk = L.classSizes[L.classSizes.length - 1]!;
     this.casMul = cfg.shardCount;
     this.casAdd = cfg.shardIndex + 1;
-    this.init(L.pageSize, L.pageAreaByte);
+    if (!attach) this.init(L.pageSize, L.pageAreaByte);
   }
 
   private init(pageSize: number, pageAreaByte: number): void {
@@ -183,7 +186,7 @@ export class Store {
     let total = ITEM_HEADER_BYTES + nkey + vlen;
     // memcached allocates the new item before looking at the mode, so TooLarge wins over NotStored,
     // and (like memcached) an item that cannot be allocated is not counted in cmd_set.
-    if (total > this.itemSizeMax || total > this.maxChunk) {
+    if (total > this.maxChunk || memcachedItemSize(nkey, vlen) > this.itemSizeMax) {
       f[this.cnt + C.store_too_large]!++;
       if (mode === Mode.Set && old !== 0) this.remove(old);
       return Status.TooLarge;
@@ -209,7 +212,7 @@ export class Store {
         const ovlen = this.u32[w + I_VLEN]!;
         total += ovlen;
         // The combined item not fitting is an allocation failure in memcached: NOT_STORED.
-        if (total > this.itemSizeMax || total > this.maxChunk) return Status.NotStored;
+        if (total > this.maxChunk || memcachedItemSize(nkey, vlen + ovlen) > this.itemSizeMax) return Status.NotStored;
         flags = this.u32[w + I_CFLAGS]!;
         exp = this.i32[w + I_EXPTIME]!;
         const vstart = old * 8 + B_KEY + nkey;
@@ -342,14 +345,12 @@ export class Store {
     this.now = this.clock.now();
     this.f64[this.cnt + C.cmd_flush]!++;
     if (delaySeconds > 0) {
-      this.flushTime = this.realtime(delaySeconds);
+      this.f64[H_FLUSH_TIME] = this.realtime(delaySeconds);
     } else {
       // Everything stored so far has a CAS <= the last one handed out.
-      this.flushCas = this.f64[H_CAS_SEQ]! * this.casMul + this.casAdd;
-      this.flushTime = 0; // replaces a pending delayed flush
+      this.f64[H_FLUSH_CAS] = this.f64[H_CAS_SEQ]! * this.casMul + this.casAdd;
+      this.f64[H_FLUSH_TIME] = 0; // replaces a pending delayed flush
     }
-    this.f64[H_FLUSH_CAS] = this.flushCas;
-    this.f64[H_FLUSH_TIME] = this.flushTime;
   }
 
   crawl(maxItems: number): number {
@@ -437,9 +438,11 @@ export class Store {
 
   /** 0 = alive, 1 = flushed, 2 = expired. */
   private dead(ref: number): number {
-    if (this.flushCas !== 0 && this.f64[ref + F_CAS]! <= this.flushCas) return 1;
+    // read from the buffer, not cached: another thread's Store may have flushed (see `attach`)
+    const flushCas = this.f64[H_FLUSH_CAS]!;
+    if (flushCas !== 0 && this.f64[ref + F_CAS]! <= flushCas) return 1;
     const w = ref * 2;
-    const ft = this.flushTime;
+    const ft = this.f64[H_FLUSH_TIME]!;
     if (ft !== 0 && this.now >= ft && this.i32[w + I_UTIME]! < ft) return 1;
     const e = this.i32[w + I_EXPTIME]!;
     return e !== 0 && e <= this.now ? 2 : 0;
@@ -923,3 +926,10 @@ function isSpace(c: number): boolean {
   return c === 32 || (c >= 9 && c <= 13);
 }
 
+/**
+ * The size memcached gives an item (its 48-byte header, 8-byte CAS, key + NUL, value + CRLF), so
+ * that -I refuses exactly the values memcached refuses although memshard's items are smaller.
+ */
+function memcachedItemSize(nkey: number, vlen: number): number {
+  return 48 + 8 + nkey + 1 + vlen + 2;
+}
