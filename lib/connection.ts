@@ -11,11 +11,13 @@ import type { ReplySink } from './shards/shard-set.js';
 /** What the connection needs from the server. */
 export interface ConnectionHost {
   readonly maxValue: number;
+  readonly shardCount: number;
+  shardOf(key: Uint8Array): number;
   /**
-   * Run a key command now on the front end's thread if `inline` and its shard allows it (then
+   * Run a key command now on the front end's thread if `inline` and the shard is free (then
    * return true, its reply already filled), else queue it for the shard.
    */
-  dispatch(cmd: KeyCommand, sink: ReplySink, slot: number, inline: boolean): boolean;
+  dispatch(shard: number, cmd: KeyCommand, sink: ReplySink, slot: number, inline: boolean): boolean;
   /**
    * Answer a front-end command for reply slot `slot`: a reply, null to close the connection after
    * the earlier replies, or undefined when the host fills the slot itself later.
@@ -44,10 +46,13 @@ export class Connection implements ReplySink {
   private replies: Array<Buffer | undefined> = [];
   private base = 0;
   /**
-   * Reply slots of this connection's queued writes. While any is unanswered, its gets go through
-   * the shard queues behind them (read-your-writes) instead of being served inline.
+   * This connection's commands waiting in shard queues: slot -> shard (ALL_SHARDS for flush_all),
+   * and their count per shard. A command may run inline only on a shard where none of this
+   * connection's earlier commands still wait, so a connection's commands never overtake each
+   * other; other connections' queued commands are concurrent with it and may be overtaken.
    */
-  private readonly queuedWrites = new Set<number>();
+  private readonly queuedSlots = new Map<number, number>();
+  private readonly queuedOn: Int32Array;
   private closing = false;
   private paused = false;
   readonly id: number;
@@ -62,6 +67,7 @@ export class Connection implements ReplySink {
   ) {
     this.id = id;
     this.parser = new TextParser(host.maxValue);
+    this.queuedOn = new Int32Array(host.shardCount);
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('drain', () => this.maybeResume());
@@ -113,8 +119,7 @@ export class Connection implements ReplySink {
         case Parsed.Key: {
           const cmd = parser.keyCommand!;
           if (cmd.op === Op.SetTooLarge) this.swallow = parser.swallow;
-          const slot = this.reserve();
-          if (!host.dispatch(cmd, this, slot, true)) this.queuedWrites.add(slot);
+          this.dispatch(cmd, this.reserve());
           break;
         }
         case Parsed.MultiGet: {
@@ -123,7 +128,6 @@ export class Connection implements ReplySink {
             this.fill(this.reserve(), END);
             break;
           }
-          const inline = this.queuedWrites.size === 0;
           for (let i = 0; i < keys.length; i++) {
             const cmd: KeyCommand = {
               op: parser.getOp,
@@ -136,13 +140,13 @@ export class Connection implements ReplySink {
               noreply: false,
               end: i === keys.length - 1,
             };
-            host.dispatch(cmd, this, this.reserve(), inline);
+            this.dispatch(cmd, this.reserve());
           }
           break;
         }
         case Parsed.Local: {
           const slot = this.reserve();
-          if (parser.local!.kind === 'flush_all') this.queuedWrites.add(slot);
+          if (parser.local!.kind === 'flush_all') this.queued(slot, ALL_SHARDS);
           const reply = host.local(parser.local!, this, slot);
           if (reply !== undefined) this.fill(slot, reply === null ? CLOSE_MARK : Buffer.from(reply, 'latin1'));
           break;
@@ -161,6 +165,18 @@ export class Connection implements ReplySink {
     return Math.min(pos, end);
   }
 
+  private dispatch(cmd: KeyCommand, slot: number): void {
+    const shard = this.host.shardOf(cmd.key);
+    const inline = this.queuedOn[shard] === 0;
+    if (!this.host.dispatch(shard, cmd, this, slot, inline)) this.queued(slot, shard);
+  }
+
+  private queued(slot: number, shard: number): void {
+    this.queuedSlots.set(slot, shard);
+    if (shard === ALL_SHARDS) for (let i = 0; i < this.queuedOn.length; i++) this.queuedOn[i]!++;
+    else this.queuedOn[shard]!++;
+  }
+
   private reserve(): number {
     this.replies.push(undefined);
     if (this.replies.length > MAX_PENDING_REPLIES) this.pause();
@@ -169,7 +185,12 @@ export class Connection implements ReplySink {
 
   fill(slot: number, reply: Buffer): void {
     this.replies[slot - this.base] = reply;
-    if (this.queuedWrites.size !== 0) this.queuedWrites.delete(slot);
+    if (this.queuedSlots.size === 0) return;
+    const shard = this.queuedSlots.get(slot);
+    if (shard === undefined) return;
+    this.queuedSlots.delete(slot);
+    if (shard === ALL_SHARDS) for (let i = 0; i < this.queuedOn.length; i++) this.queuedOn[i]!--;
+    else this.queuedOn[shard]!--;
   }
 
   /** Write the ready prefix of the reply queue as one socket write. */
@@ -232,3 +253,4 @@ export class Connection implements ReplySink {
 }
 
 const END = Buffer.from('END\r\n');
+const ALL_SHARDS = -1;

@@ -8,6 +8,7 @@ import { shardStoreConfigs } from './config.js';
 import { Connection, type ConnectionHost } from './connection.js';
 import { Op, type KeyCommand, type LocalCommand, type ShardOp } from './protocol/command.js';
 import { Errors } from './protocol/text.js';
+import { GarbageBound } from './gc.js';
 import { HashRing } from './router.js';
 import { ShardSet, type ReplySink } from './shards/shard-set.js';
 import { StatsReporter } from './stats.js';
@@ -43,6 +44,7 @@ export class Server implements ConnectionHost {
   private readonly stats: StatsReporter;
   private readonly listener: net.Server;
   private nextConnId = 0;
+  private readonly garbage = new GarbageBound();
   private closed = false;
 
   constructor(readonly config: Config) {
@@ -89,8 +91,15 @@ export class Server implements ConnectionHost {
     });
   }
 
-  dispatch(cmd: KeyCommand, sink: ReplySink, slot: number, inline: boolean): boolean {
-    const shard = this.ring.shardOf(cmd.key);
+  get shardCount(): number {
+    return this.config.threads;
+  }
+
+  shardOf(key: Uint8Array): number {
+    return this.ring.shardOf(key);
+  }
+
+  dispatch(shard: number, cmd: KeyCommand, sink: ReplySink, slot: number, inline: boolean): boolean {
     if (inline) {
       const reply = this.shards.tryInline(shard, cmd);
       if (reply !== null) {
@@ -161,6 +170,7 @@ export class Server implements ConnectionHost {
 
   countRead(bytes: number): void {
     this.counters.bytesRead += bytes;
+    this.garbage.allocated(bytes);
   }
 
   countWritten(bytes: number): void {

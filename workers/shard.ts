@@ -4,6 +4,7 @@
  */
 import type { ShardInit } from '../lib/shards/shard-set.js';
 import { CommandExecutor } from '../lib/shards/execute.js';
+import { GarbageBound } from '../lib/gc.js';
 import { lock, unlock } from '../lib/shards/lock.js';
 import { Store, type Clock } from '../lib/store/store.js';
 
@@ -27,7 +28,9 @@ export default function startShard(init: ShardInit): string {
       unlock(init.lock);
     }
   };
+  const garbage = new GarbageBound();
   init.port.on('message', (batch: ArrayBuffer) => {
+    garbage.allocated(batch.byteLength);
     const reply = locked(() => executor.run(batch));
     init.port.postMessage(reply, [reply]);
   });

@@ -5,7 +5,7 @@
  */
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
-import { Op, type KeyCommand } from '../protocol/command.js';
+import type { KeyCommand } from '../protocol/command.js';
 import { Store, type StoreConfig } from '../store/store.js';
 import { BatchWriter, ReplyReader } from './batch.js';
 import { CommandExecutor } from './execute.js';
@@ -29,9 +29,6 @@ export interface ShardInit {
 const WORKER_URL = new URL('../../workers/shard.js', import.meta.url);
 const SHARD_DIED = Buffer.from('SERVER_ERROR shard restarted, request lost\r\n');
 
-function isRead(op: number): boolean {
-  return op === Op.Get || op === Op.Gets;
-}
 
 class Shard {
   readonly writer = new BatchWriter();
@@ -84,15 +81,12 @@ class Shard {
 
   /**
    * Run a command on this thread, straight on the shard's shared memory, when the worker is not
-   * using it: no hop, no wait. A read may overtake other connections' queued commands (the
-   * connection itself makes sure none of its own writes are pending); anything else runs inline
-   * only when nothing is queued for the shard, so the shard's order of execution is kept.
+   * using it: no hop, no wait. It may overtake other connections' queued commands, which are
+   * concurrent with it (the connection makes sure none of its own are queued on this shard).
    * Returns the reply, or null when the command must be queued.
    */
   tryInline(cmd: KeyCommand): Buffer | null {
-    if (!this.readable) return null;
-    if (!isRead(cmd.op) && (this.writer.count !== 0 || this.inflight.length !== 0)) return null;
-    if (!tryLock(this.lock)) return null;
+    if (!this.readable || !tryLock(this.lock)) return null;
     try {
       this.inlineCommands++;
       return this.inline.runOne(cmd);
