@@ -25,6 +25,7 @@ export interface ConnectionHost {
   local(cmd: LocalCommand, conn: Connection, slot: number): string | null | undefined;
   countRead(bytes: number): void;
   countWritten(bytes: number): void;
+  readonly verbosity: number;
   log(level: number, msg: string): void;
 }
 
@@ -40,6 +41,8 @@ export class Connection implements ReplySink {
   /** Unparsed input: a leftover buffer plus chunks gathered until `need` bytes are there. */
   private pending: Buffer[] = [];
   private pendingBytes = 0;
+  /** Bytes of replies filled but not yet handed to the socket. */
+  private unsentBytes = 0;
   private need = 0;
   private swallow = 0;
   /** Reply slots; slot ids are absolute, `base` is the id of replies[0]. */
@@ -84,13 +87,18 @@ export class Connection implements ReplySink {
     }
     this.pending.push(chunk);
     this.pendingBytes += chunk.length;
+    this.lastCommandAt = Date.now();
+    this.process();
+  }
+
+  /** Run the buffered requests, as far as the client keeps reading what we answer. */
+  private process(): void {
     // a large value arrives in many chunks: join them once, when all of it is here
-    if (this.pendingBytes < this.need) return;
+    if (this.pendingBytes === 0 || this.pendingBytes < this.need || this.paused) return;
     const buf = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
     this.pending = [];
     this.pendingBytes = 0;
     this.need = 0;
-    this.lastCommandAt = Date.now();
     const pos = this.consume(buf);
     if (pos < buf.length && !this.closing) {
       this.pending.push(buf.subarray(pos));
@@ -106,16 +114,24 @@ export class Connection implements ReplySink {
     const end = buf.length;
     let pos = 0;
     while (pos < end && !this.closing) {
+      // like memcached, stop taking requests from a client that does not read its replies
+      if (this.outputFull()) {
+        this.pause();
+        return pos;
+      }
       if (this.swallow > 0) {
         const skip = Math.min(this.swallow, end - pos);
         this.swallow -= skip;
         pos += skip;
         continue;
       }
-      switch (parser.parse(buf, pos, end)) {
-        case Parsed.Incomplete:
-          this.need = parser.need;
-          return pos;
+      const kind = parser.parse(buf, pos, end);
+      if (kind === Parsed.Incomplete) {
+        this.need = parser.need;
+        return pos;
+      }
+      if (host.verbosity >= 2) host.log(2, `<${this.id} ${buf.toString('latin1', pos, Math.min(parser.lineEnd, pos + 300))}`);
+      switch (kind) {
         case Parsed.Key: {
           const cmd = parser.keyCommand!;
           if (cmd.op === Op.SetTooLarge) this.swallow = parser.swallow;
@@ -179,12 +195,16 @@ export class Connection implements ReplySink {
 
   private reserve(): number {
     this.replies.push(undefined);
-    if (this.replies.length > MAX_PENDING_REPLIES) this.pause();
     return this.base + this.replies.length - 1;
+  }
+
+  private outputFull(): boolean {
+    return this.replies.length > MAX_PENDING_REPLIES || this.unsentBytes + this.socket.writableLength > HIGH_WATER_BYTES;
   }
 
   fill(slot: number, reply: Buffer): void {
     this.replies[slot - this.base] = reply;
+    this.unsentBytes += reply.length;
     if (this.queuedSlots.size === 0) return;
     const shard = this.queuedSlots.get(slot);
     if (shard === undefined) return;
@@ -212,11 +232,12 @@ export class Connection implements ReplySink {
     if (n === 0) return;
     const ready = replies.splice(0, n) as Buffer[];
     this.base += n;
+    this.unsentBytes -= bytes;
     if (close) ready.pop();
     if (bytes > 0 && !this.socket.destroyed) {
       const out = ready.length === 1 ? ready[0]! : Buffer.concat(ready, bytes);
       this.host.countWritten(bytes);
-      if (!this.socket.write(out) && this.socket.writableLength > HIGH_WATER_BYTES) this.pause();
+      this.socket.write(out);
     }
     if (close) {
       this.closing = true;
@@ -239,12 +260,13 @@ export class Connection implements ReplySink {
     this.socket.pause();
   }
 
+  /** Once the client has read enough, take its requests again: the buffered ones first. */
   private maybeResume(): void {
-    if (!this.paused || this.closing) return;
-    if (this.replies.length > MAX_PENDING_REPLIES / 2 || this.socket.writableLength > HIGH_WATER_BYTES) return;
+    if (!this.paused || this.closing || this.outputFull()) return;
     this.paused = false;
     this.state = 'conn_read';
-    this.socket.resume();
+    this.process();
+    if (!this.paused) this.socket.resume();
   }
 
   get pendingReplies(): number {

@@ -68,6 +68,8 @@ export class TextParser {
   getOp: ShardOp = Op.Get;
   keys: Uint8Array[] = [];
   exptime = 0;
+  /** End of the request line just parsed (without CR LF), for logging. */
+  lineEnd = 0;
   private start = 0;
 
   // token boundaries of the current line
@@ -82,6 +84,7 @@ export class TextParser {
     const nl = buf.indexOf(CRLF, pos);
     if (nl < 0 || nl >= end) return this.incompleteLine(buf, pos, end);
     const lineEnd = nl > pos && buf[nl - 1] === 0x0d ? nl - 1 : nl;
+    this.lineEnd = lineEnd;
     this.next = nl + 1;
     const n = this.tokenize(buf, pos, lineEnd, MAX_TOKENS);
     const ts = this.ts;

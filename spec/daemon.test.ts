@@ -1,0 +1,165 @@
+/**
+ * The daemon as an operator sees it: CLI flags, connection limit, slow clients, stats, shutdown.
+ */
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import net from 'node:net';
+import t from 'tap';
+import { cliPath, rawClient, startDaemon } from './helpers/daemon.js';
+
+function cli(args: string[]) {
+  return spawnSync(process.execPath, [cliPath, ...args], { encoding: 'utf8', timeout: 10_000 });
+}
+
+t.test('CLI: --help, -V, and one clear line for a bad value', async (t) => {
+  const help = cli(['--help']);
+  t.equal(help.status, 0);
+  for (const flag of ['--port', '--listen', '--memory-limit', '--conn-limit', '--threads', '--max-item-size', '-f', '-n', '-v', '-A', '-U', '-o']) {
+    t.match(help.stdout, flag, `--help documents ${flag}`);
+  }
+  const version = cli(['-V']);
+  t.equal(version.status, 0);
+  t.match(version.stdout, /^memshard \d+\.\d+\.\d+ \(memcached 1\.6\.\d+ compatible\)\n$/);
+  const bad: Array<[string[], RegExp]> = [
+    [['-p', 'abc'], /-p\/--port/],
+    [['-m', '0'], /-m\/--memory-limit/],
+    [['-t', '0'], /-t\/--threads/],
+    [['-I', '2x'], /-I\/--max-item-size/],
+    [['-I', '64m'], /-I\/--max-item-size/],
+    [['-f', '1'], /-f\/--slab-growth-factor/],
+    [['-U', '11211'], /-U\/--udp-port/],
+    [['-o', 'bogus=1'], /-o: illegal suboption 'bogus'/],
+    [['--bogus-flag'], /bogus-flag/],
+    [['-m', '1', '-t', '4'], /-m\/--memory-limit/],
+  ];
+  for (const [args, message] of bad) {
+    const r = cli(args);
+    t.equal(r.status, 64, `${args.join(' ')} exits with EX_USAGE`);
+    t.match(r.stderr, message, args.join(' '));
+    t.equal(r.stderr.trim().split('\n').length, 1, `${args.join(' ')}: one line`);
+  }
+});
+
+t.test('-c: a connection over the limit gets memcached\'s error and is closed', async (t) => {
+  const d = await startDaemon(['-c', '2']);
+  t.teardown(() => d.stop());
+  const a = await rawClient(d.port);
+  const b = await rawClient(d.port);
+  a.send('version\r\n');
+  await a.readUntil('\r\n');
+  b.send('version\r\n');
+  await b.readUntil('\r\n');
+  const c = await rawClient(d.port);
+  const rest = await c.waitForClose(3000);
+  t.equal(rest.toString(), 'ERROR Too many open connections\r\n');
+  a.send('stats\r\n');
+  const stats = await a.readUntil('END\r\n');
+  t.match(stats, /STAT curr_connections 2\r\n/);
+  t.match(stats, /STAT rejected_connections 1\r\n/);
+  await b.close();
+  await new Promise((r) => setTimeout(r, 100));
+  const again = await rawClient(d.port);
+  again.send('version\r\n');
+  t.match(await again.readUntil('\r\n'), /^VERSION /, 'a freed slot can be used again');
+  await Promise.all([a.close(), again.close()]);
+});
+
+t.test('a client that does not read is paused, and others are served meanwhile', async (t) => {
+  const d = await startDaemon(['-t', '2']);
+  t.teardown(() => d.stop());
+  const size = 512 * 1024;
+  const setter = await rawClient(d.port);
+  setter.send(Buffer.concat([Buffer.from(`set big 0 0 ${size}\r\n`), Buffer.alloc(size, 0x7a), Buffer.from('\r\n')]));
+  t.equal(await setter.readUntil('\r\n'), 'STORED\r\n');
+  const gets = 400; // 200 MB of replies
+  const slow = net.connect({ port: d.port, host: '127.0.0.1' });
+  await new Promise((r) => slow.once('connect', r));
+  slow.pause();
+  slow.write('get big\r\n'.repeat(gets));
+  await new Promise((r) => setTimeout(r, 500));
+  setter.send('set small 0 0 2\r\nok\r\nget small\r\n');
+  t.equal(await setter.readUntil('END\r\n'), 'STORED\r\nVALUE small 0 2\r\nok\r\nEND\r\n', 'others are served');
+  const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${d.pid}/status`, 'utf8'))?.[1]);
+  t.ok(rss < 200 * 1024, `server RSS ${Math.round(rss / 1024)} MB stays far below the 200 MB of unread replies`);
+  // now read everything: every reply arrives, in full
+  const expected = gets * (size + 27);
+  let received = 0;
+  let tail = Buffer.alloc(0);
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`only ${received} of ${expected} bytes arrived`)), 20_000);
+    slow.on('data', (chunk: Buffer) => {
+      received += chunk.length;
+      tail = Buffer.concat([tail, chunk]).subarray(-7);
+      if (received >= expected) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    slow.resume();
+  });
+  t.equal(received, expected, 'every reply arrives once the client reads');
+  t.equal(tail.toString(), '\r\nEND\r\n');
+  slow.destroy();
+  await setter.close();
+});
+
+t.test('stats settings, items, slabs, conns, reset', async (t) => {
+  const d = await startDaemon(['-t', '2', '-m', '32', '-c', '100', '-f', '1.5', '-n', '64', '-I', '2m']);
+  t.teardown(() => d.stop());
+  const c = await rawClient(d.port);
+  c.send('stats settings\r\n');
+  const settings = await c.readUntil('END\r\n');
+  for (const line of ['maxbytes 33554432', 'maxconns 100', `tcpport ${d.port}`, 'growth_factor 1.50', 'chunk_size 64', 'num_threads 2', 'item_size_max 2097152', 'evictions on', 'cas_enabled yes']) {
+    t.match(settings, `STAT ${line}\r\n`);
+  }
+  c.send('set a 0 0 5\r\nhello\r\nset b 0 0 3000\r\n' + 'x'.repeat(3000) + '\r\nget a b c\r\n');
+  await c.readUntil('END\r\n');
+  c.send('stats\r\n');
+  const general = await c.readUntil('END\r\n');
+  for (const line of ['cmd_get 3', 'get_hits 2', 'get_misses 1', 'cmd_set 2', 'curr_items 2', 'total_items 2', 'threads 2', 'limit_maxbytes 33554432']) {
+    t.match(general, `STAT ${line}\r\n`);
+  }
+  t.match(general, /STAT rusage_user \d+\.\d{6}\r\n/);
+  t.match(general, /^STAT pid \d+\r\nSTAT uptime \d+\r\nSTAT time \d+\r\nSTAT version 1\.6\.\d+\r\n/);
+  c.send('stats items\r\n');
+  const items = await c.readUntil('END\r\n');
+  t.match(items, /STAT items:\d+:number 1\r\n/);
+  t.match(items, /STAT items:\d+:age \d+\r\n/);
+  c.send('stats slabs\r\n');
+  const slabs = await c.readUntil('END\r\n');
+  t.match(slabs, /STAT \d+:chunk_size \d+\r\n/);
+  t.match(slabs, /STAT active_slabs 2\r\n/);
+  c.send('stats conns\r\n');
+  t.match(await c.readUntil('END\r\n'), /STAT \d+:state conn_\w+\r\n/);
+  c.send('stats reset\r\nstats\r\n');
+  t.equal(await c.readUntil('\r\n'), 'RESET\r\n');
+  const after = await c.readUntil('END\r\n');
+  t.match(after, 'STAT cmd_get 0\r\n');
+  t.match(after, 'STAT curr_items 2\r\n', 'reset keeps item counts');
+  c.send('stats nonsense\r\n');
+  t.equal(await c.readUntil('\r\n'), 'ERROR\r\n');
+  await c.close();
+});
+
+t.test('shutdown with -A ends the process', async (t) => {
+  const d = await startDaemon(['-A']);
+  t.teardown(() => d.stop());
+  const c = await rawClient(d.port);
+  c.send('shutdown\r\n');
+  await c.waitForClose(3000);
+  for (let i = 0; i < 50 && d.exitStatus() === null; i++) await new Promise((r) => setTimeout(r, 100));
+  t.same(d.exitStatus(), { code: 0, signal: null });
+});
+
+t.test('-vv logs connections and commands to stderr', async (t) => {
+  const d = await startDaemon(['-vv']);
+  t.teardown(() => d.stop());
+  const c = await rawClient(d.port);
+  c.send('get x\r\n');
+  await c.readUntil('END\r\n');
+  await c.close();
+  await new Promise((r) => setTimeout(r, 100));
+  t.match(d.stderr(), /listening on/);
+  t.match(d.stderr(), /new client connection/);
+  t.match(d.stderr(), /<\d+ get x/);
+});
