@@ -7,6 +7,7 @@ import type { Socket } from 'node:net';
 import { Op, type KeyCommand, type LocalCommand } from './protocol/command.js';
 import { Parsed, TextParser } from './protocol/text.js';
 import type { ReplySink } from './shards/shard-set.js';
+import type { Clock } from './store/store.js';
 
 /** What the connection needs from the server. */
 export interface ConnectionHost {
@@ -26,6 +27,7 @@ export interface ConnectionHost {
   countRead(bytes: number): void;
   countWritten(bytes: number): void;
   readonly verbosity: number;
+  readonly clock: Clock;
   log(level: number, msg: string): void;
 }
 
@@ -59,8 +61,8 @@ export class Connection implements ReplySink {
   private closing = false;
   private paused = false;
   readonly id: number;
-  readonly openedAt = Date.now();
-  lastCommandAt = Date.now();
+  /** Server time of the last request (seconds), for `stats conns`. */
+  lastCommandAt: number;
   state = 'conn_read';
 
   constructor(
@@ -69,6 +71,7 @@ export class Connection implements ReplySink {
     id: number,
   ) {
     this.id = id;
+    this.lastCommandAt = host.clock.now();
     this.parser = new TextParser(host.maxValue);
     this.queuedOn = new Int32Array(host.shardCount);
     socket.setNoDelay(true);
@@ -87,7 +90,7 @@ export class Connection implements ReplySink {
     }
     this.pending.push(chunk);
     this.pendingBytes += chunk.length;
-    this.lastCommandAt = Date.now();
+    this.lastCommandAt = this.host.clock.now();
     this.process();
   }
 

@@ -8,6 +8,7 @@ import { shardStoreConfigs } from './config.js';
 import { Connection, type ConnectionHost } from './connection.js';
 import { Op, type KeyCommand, type LocalCommand, type ShardOp } from './protocol/command.js';
 import { Errors } from './protocol/text.js';
+import { processStartedNow, serverClock } from './clock.js';
 import { GarbageBound } from './gc.js';
 import { HashRing } from './router.js';
 import { ShardSet, type ReplySink } from './shards/shard-set.js';
@@ -28,8 +29,8 @@ export interface ServerCounters {
 export class Server implements ConnectionHost {
   readonly maxValue: number;
   readonly startedAt = Date.now();
-  /** Unix seconds at server time 0; memcached starts its clock 2 s in the past. */
-  readonly processStarted = Math.floor(Date.now() / 1000) - 2;
+  readonly processStarted = processStartedNow();
+  readonly clock = serverClock(this.processStarted);
   readonly counters: ServerCounters = {
     currConnections: 0,
     totalConnections: 0,

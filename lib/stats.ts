@@ -72,7 +72,7 @@ export class StatsReporter {
   }
 
   private now(): number {
-    return Math.floor(Date.now() / 1000) - this.server.processStarted;
+    return this.server.clock.now();
   }
 
   /** Sum of one counter over all shards. */
@@ -132,6 +132,8 @@ export class StatsReporter {
     rows.push(
       ['memshard_version', MEMSHARD_VERSION],
       ['memshard_worker_restarts', server.shards.shards.reduce((sum, s) => sum + s.restarts, 0)],
+      ['memshard_inline_commands', server.shards.shards.reduce((sum, s) => sum + s.inlineCommands, 0)],
+      ['memshard_batches', server.shards.shards.reduce((sum, s) => sum + s.batches, 0)],
     );
     return rows;
   }
@@ -206,14 +208,14 @@ export class StatsReporter {
 
   conns(): Row[] {
     const rows: Row[] = [];
-    const now = Date.now();
+    const now = this.now();
     for (const conn of this.server.connections) {
       const s = conn.socket;
       rows.push(
         [`${conn.id}:addr`, `tcp:${s.remoteAddress}:${s.remotePort}`],
         [`${conn.id}:listen_addr`, `tcp:${s.localAddress}:${s.localPort}`],
         [`${conn.id}:state`, conn.state],
-        [`${conn.id}:secs_since_last_cmd`, Math.floor((now - conn.lastCommandAt) / 1000)],
+        [`${conn.id}:secs_since_last_cmd`, now - conn.lastCommandAt],
       );
     }
     return rows;

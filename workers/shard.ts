@@ -6,18 +6,15 @@ import type { ShardInit } from '../lib/shards/shard-set.js';
 import { CommandExecutor } from '../lib/shards/execute.js';
 import { GarbageBound } from '../lib/gc.js';
 import { lock, unlock } from '../lib/shards/lock.js';
-import { Store, type Clock } from '../lib/store/store.js';
+import { serverClock } from '../lib/clock.js';
+import { Store } from '../lib/store/store.js';
 
 /** Items the background crawler inspects per tick; a tick every 100 ms keeps it off the hot path. */
 const CRAWL_PER_TICK = 2000;
 const CRAWL_INTERVAL_MS = 100;
 
 export default function startShard(init: ShardInit): string {
-  const clock: Clock = {
-    processStarted: init.processStarted,
-    now: () => Math.floor(Date.now() / 1000) - init.processStarted,
-  };
-  const store = new Store(init.sab, init.store, clock);
+  const store = new Store(init.sab, init.store, serverClock(init.processStarted));
   const executor = new CommandExecutor(store);
   /** The front end reads the store between batches (see Shard.tryDirect): hold the lock while using it. */
   const locked = <T>(fn: () => T): T => {

@@ -43,15 +43,39 @@ export const Errors = {
   shutdownMode: 'CLIENT_ERROR invalid shutdown mode\r\n',
 } as const;
 
-const STORE_OPS: Record<string, ShardOp> = {
-  set: Op.Set,
-  add: Op.Add,
-  replace: Op.Replace,
-  append: Op.Append,
-  prepend: Op.Prepend,
-  cas: Op.Cas,
-};
-const GET_OPS: Record<string, ShardOp> = { get: Op.Get, gets: Op.Gets, gat: Op.Gat, gats: Op.Gats };
+/** Command names, matched on bytes: no string is built for the command token. */
+const Cmd = {
+  None: 0, Get: 1, Gets: 2, Gat: 3, Gats: 4, Set: 5, Add: 6, Replace: 7, Append: 8, Prepend: 9, Cas: 10,
+  Delete: 11, Incr: 12, Decr: 13, Touch: 14, FlushAll: 15, Version: 16, Quit: 17, Verbosity: 18, Stats: 19,
+  Shutdown: 20,
+} as const;
+type CmdId = (typeof Cmd)[keyof typeof Cmd];
+const COMMAND_NAMES: Array<[string, CmdId]> = [
+  ['get', Cmd.Get], ['gets', Cmd.Gets], ['gat', Cmd.Gat], ['gats', Cmd.Gats], ['set', Cmd.Set], ['add', Cmd.Add],
+  ['replace', Cmd.Replace], ['append', Cmd.Append], ['prepend', Cmd.Prepend], ['cas', Cmd.Cas],
+  ['delete', Cmd.Delete], ['incr', Cmd.Incr], ['decr', Cmd.Decr], ['touch', Cmd.Touch], ['flush_all', Cmd.FlushAll],
+  ['version', Cmd.Version], ['quit', Cmd.Quit], ['verbosity', Cmd.Verbosity], ['stats', Cmd.Stats],
+  ['shutdown', Cmd.Shutdown],
+];
+/** Names by length and first byte; each candidate is then compared in full. */
+const COMMANDS_BY_HEAD = new Map<number, Array<[Buffer, CmdId]>>();
+for (const [name, id] of COMMAND_NAMES) {
+  const head = (name.length << 8) | name.charCodeAt(0);
+  const list = COMMANDS_BY_HEAD.get(head) ?? [];
+  list.push([Buffer.from(name, 'latin1'), id]);
+  COMMANDS_BY_HEAD.set(head, list);
+}
+
+function commandOf(buf: Buffer, s: number, e: number): CmdId {
+  const candidates = COMMANDS_BY_HEAD.get(((e - s) << 8) | buf[s]!);
+  if (candidates === undefined) return Cmd.None;
+  for (const [name, id] of candidates) {
+    let i = 1;
+    while (i < name.length && buf[s + i] === name[i]) i++;
+    if (i === name.length) return id;
+  }
+  return Cmd.None;
+}
 
 /**
  * A reusable parser: `parse()` returns a kind and leaves its result in the fields, so the hot path
@@ -91,31 +115,46 @@ export class TextParser {
     const te = this.te;
     // memcached: every command has at least two bytes
     if (n === 0 || te[0]! - ts[0]! < 2) return this.fail(Errors.error);
-    const name = buf.toString('latin1', ts[0]!, te[0]!);
-
-    const getOp = GET_OPS[name];
-    if (getOp !== undefined) return this.parseGet(buf, getOp, n, lineEnd);
-    const storeOp = STORE_OPS[name];
-    if (storeOp !== undefined) return this.parseStore(buf, storeOp, n, end);
-    switch (name) {
-      case 'delete':
+    switch (commandOf(buf, ts[0]!, te[0]!)) {
+      case Cmd.Get:
+        return this.parseGet(buf, Op.Get, n, lineEnd);
+      case Cmd.Gets:
+        return this.parseGet(buf, Op.Gets, n, lineEnd);
+      case Cmd.Gat:
+        return this.parseGet(buf, Op.Gat, n, lineEnd);
+      case Cmd.Gats:
+        return this.parseGet(buf, Op.Gats, n, lineEnd);
+      case Cmd.Set:
+        return this.parseStore(buf, Op.Set, n, end);
+      case Cmd.Add:
+        return this.parseStore(buf, Op.Add, n, end);
+      case Cmd.Replace:
+        return this.parseStore(buf, Op.Replace, n, end);
+      case Cmd.Append:
+        return this.parseStore(buf, Op.Append, n, end);
+      case Cmd.Prepend:
+        return this.parseStore(buf, Op.Prepend, n, end);
+      case Cmd.Cas:
+        return this.parseStore(buf, Op.Cas, n, end);
+      case Cmd.Delete:
         return this.parseDelete(buf, n);
-      case 'incr':
-      case 'decr':
-        return this.parseArith(buf, name === 'incr' ? Op.Incr : Op.Decr, n);
-      case 'touch':
+      case Cmd.Incr:
+        return this.parseArith(buf, Op.Incr, n);
+      case Cmd.Decr:
+        return this.parseArith(buf, Op.Decr, n);
+      case Cmd.Touch:
         return this.parseTouch(buf, n);
-      case 'flush_all':
+      case Cmd.FlushAll:
         return this.parseFlush(buf, n);
-      case 'version':
+      case Cmd.Version:
         return this.localCmd({ kind: 'version' });
-      case 'quit':
+      case Cmd.Quit:
         return this.localCmd({ kind: 'quit' });
-      case 'verbosity':
+      case Cmd.Verbosity:
         return this.parseVerbosity(buf, n);
-      case 'stats':
+      case Cmd.Stats:
         return this.localCmd({ kind: 'stats', group: n > 1 ? this.tok(buf, 1) : '', args: this.rest(buf, 2, n) });
-      case 'shutdown':
+      case Cmd.Shutdown:
         if (n === 1) return this.localCmd({ kind: 'shutdown', mode: 'immediate' });
         if (n === 2 && this.tok(buf, 1) === 'graceful') return this.localCmd({ kind: 'shutdown', mode: 'graceful' });
         return this.localCmd({ kind: 'shutdown', mode: 'invalid' });
@@ -221,8 +260,8 @@ export class TextParser {
       this.exptime = exptime;
       first = 2; // memcached answers a bare `gat <exptime>` with END
     }
-    // get lines may hold any number of keys: tokenize the whole line without the 24-token cap
-    const count = this.tokenize(buf, this.ts[0]!, lineEnd, Number.MAX_SAFE_INTEGER);
+    // get lines may hold any number of keys: past memcached's 24-token window, tokenize it all
+    const count = n < MAX_TOKENS - 1 ? n : this.tokenize(buf, this.ts[0]!, lineEnd, Number.MAX_SAFE_INTEGER);
     const keys: Uint8Array[] = [];
     for (let i = first; i < count; i++) {
       const key = this.key(buf, i);

@@ -16,17 +16,21 @@ const STORE_MODE: Record<number, StoreMode> = {
   [Op.Cas]: Mode.Cas,
 };
 
-const STATUS_LINE: Record<number, string> = {
-  [Status.Stored]: 'STORED\r\n',
-  [Status.NotStored]: 'NOT_STORED\r\n',
-  [Status.Exists]: 'EXISTS\r\n',
-  [Status.NotFound]: 'NOT_FOUND\r\n',
-  [Status.TooLarge]: Errors.tooLarge,
-  [Status.NoMemory]: 'SERVER_ERROR out of memory storing object\r\n',
-  [Status.Deleted]: 'DELETED\r\n',
-  [Status.Touched]: 'TOUCHED\r\n',
-  [Status.NonNumeric]: 'CLIENT_ERROR cannot increment or decrement non-numeric value\r\n',
-};
+/** The text reply to each store status, indexed by status code. */
+const STATUS_LINE: Buffer[] = [];
+for (const [status, line] of [
+  [Status.Stored, 'STORED\r\n'],
+  [Status.NotStored, 'NOT_STORED\r\n'],
+  [Status.Exists, 'EXISTS\r\n'],
+  [Status.NotFound, 'NOT_FOUND\r\n'],
+  [Status.TooLarge, Errors.tooLarge],
+  [Status.NoMemory, 'SERVER_ERROR out of memory storing object\r\n'],
+  [Status.Deleted, 'DELETED\r\n'],
+  [Status.Touched, 'TOUCHED\r\n'],
+  [Status.NonNumeric, 'CLIENT_ERROR cannot increment or decrement non-numeric value\r\n'],
+] as const) {
+  STATUS_LINE[status] = Buffer.from(line, 'latin1');
+}
 
 /** One command as the executor reads it: a batch record (worker) or a parsed command (front end). */
 export interface ShardRequest {
@@ -120,26 +124,51 @@ export class CommandExecutor {
   }
 
   private status(req: ShardRequest, status: StatusCode): void {
-    if (!req.noreply) this.out.ascii(STATUS_LINE[status]!);
+    if (!req.noreply) this.out.bytes(STATUS_LINE[status]!);
   }
 }
+
+const VALUE_PREFIX = Buffer.from('VALUE ', 'latin1');
 
 /** `VALUE <key> <flags> <bytes>[ <cas>]\r\n<data>\r\n`, copied straight from the slab. */
 export function writeValue(store: Store, ref: number, withCas: boolean, out: ReplyWriter): void {
   const key = store.keyOf(ref);
   const value = store.valueOf(ref);
-  const head = withCas
-    ? ` ${store.flagsOf(ref)} ${value.length} ${store.casOf(ref)}\r\n`
-    : ` ${store.flagsOf(ref)} ${value.length}\r\n`;
-  let p = out.reserve(6 + key.length + head.length + value.length + 2);
+  // 6 + key + up to 3 numbers of at most 20 digits with their separators + 2 CRLF
+  let p = out.reserve(6 + key.length + 63 + value.length + 4);
   const b = out.buf;
-  p += b.write('VALUE ', p, 'latin1');
+  b.set(VALUE_PREFIX, p);
+  p += 6;
   b.set(key, p);
   p += key.length;
-  p += b.write(head, p, 'latin1');
+  b[p++] = 0x20;
+  p = writeDecimal(b, p, store.flagsOf(ref));
+  b[p++] = 0x20;
+  p = writeDecimal(b, p, value.length);
+  if (withCas) {
+    b[p++] = 0x20;
+    p = writeDecimal(b, p, store.casOf(ref));
+  }
+  b[p++] = 0x0d;
+  b[p++] = 0x0a;
   b.set(value, p);
   p += value.length;
   b[p++] = 0x0d;
   b[p++] = 0x0a;
   out.advance(p);
+}
+
+/** Write a non-negative integer below 2^53 in decimal at p; returns the position after it. */
+function writeDecimal(b: Buffer, p: number, n: number): number {
+  if (n < 10) {
+    b[p] = 0x30 + n;
+    return p + 1;
+  }
+  let digits = 0;
+  for (let m = n; m >= 1; m = Math.floor(m / 10)) digits++;
+  for (let i = p + digits - 1; i >= p; i--) {
+    b[i] = 0x30 + (n % 10);
+    n = Math.floor(n / 10);
+  }
+  return p + digits;
 }

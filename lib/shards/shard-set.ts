@@ -6,6 +6,7 @@
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import type { KeyCommand } from '../protocol/command.js';
+import { serverClock } from '../clock.js';
 import { Store, type StoreConfig } from '../store/store.js';
 import { BatchWriter, ReplyReader } from './batch.js';
 import { CommandExecutor } from './execute.js';
@@ -28,7 +29,6 @@ export interface ShardInit {
 
 const WORKER_URL = new URL('../../workers/shard.js', import.meta.url);
 const SHARD_DIED = Buffer.from('SERVER_ERROR shard restarted, request lost\r\n');
-
 
 class Shard {
   readonly writer = new BatchWriter();
@@ -65,8 +65,7 @@ class Shard {
       atomics: 'disabled',
     });
     this.pool.on('error', (err: unknown) => this.log(1, `shard ${index}: worker error: ${String(err)}`));
-    const clock = { processStarted, now: () => Math.floor(Date.now() / 1000) - processStarted };
-    this.inline = new CommandExecutor(new Store(this.sab, config, clock, true));
+    this.inline = new CommandExecutor(new Store(this.sab, config, serverClock(processStarted), true));
   }
 
   async start(): Promise<void> {
