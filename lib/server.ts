@@ -135,6 +135,8 @@ export class Server implements ConnectionHost {
         this.log(1, `shutdown requested by connection ${conn.id}`);
         setImmediate(() => void this.close().then(() => process.exit(0)));
         return null;
+      case 'debug':
+        return this.debug(cmd.args);
       case 'stats': {
         // answer once every shard has run what this connection sent before (and a reset)
         const op = cmd.group === 'reset' ? Op.ResetStats : Op.Barrier;
@@ -145,6 +147,19 @@ export class Server implements ConnectionHost {
         return undefined;
       }
     }
+  }
+
+  /**
+   * Test hooks, like memcached's debug-build commands: off unless MEMSHARD_FAULT_INJECTION=1.
+   * `debug crash_shard <n>` makes shard n's worker exit, to exercise its replacement.
+   */
+  private debug(args: string[]): string {
+    const shard = Number(args[1]);
+    if (process.env['MEMSHARD_FAULT_INJECTION'] !== '1' || args[0] !== 'crash_shard') return Errors.error;
+    if (!Number.isInteger(shard) || shard < 0 || shard >= this.config.threads) return Errors.badFormat;
+    this.log(1, `fault injection: crashing shard ${shard}`);
+    this.shards.enqueue(shard, keyless(Op.Crash, 0, true), null, 0);
+    return 'OK\r\n';
   }
 
   /**
@@ -163,10 +178,7 @@ export class Server implements ConnectionHost {
             },
             flushReplies: () => {},
           };
-    for (let shard = 0; shard < this.config.threads; shard++) {
-      const cmd: KeyCommand = { op, key: NO_KEY, flags: 0, exptime, cas: 0, delta: 0n, value: null, noreply: sink === null, end: false };
-      this.shards.enqueue(shard, cmd, sink, 0);
-    }
+    for (let shard = 0; shard < this.config.threads; shard++) this.shards.enqueue(shard, keyless(op, exptime, sink === null), sink, 0);
   }
 
   countRead(bytes: number): void {
@@ -189,6 +201,11 @@ export class Server implements ConnectionHost {
     for (const conn of this.connections) conn.socket.destroy();
     await this.shards.close();
   }
+}
+
+/** A command for a whole shard rather than a key (flush, stats barrier, fault injection). */
+function keyless(op: ShardOp, exptime: number, noreply: boolean): KeyCommand {
+  return { op, key: NO_KEY, flags: 0, exptime, cas: 0, delta: 0n, value: null, noreply, end: false };
 }
 
 const EMPTY = Buffer.alloc(0);

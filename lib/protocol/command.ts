@@ -28,6 +28,8 @@ export const Op = {
   ResetStats: 17,
   /** Does nothing: its reply tells that the shard has executed everything queued before it. */
   Barrier: 18,
+  /** Fault injection (MEMSHARD_FAULT_INJECTION=1 only): the worker exits, as if it crashed. */
+  Crash: 19,
 } as const;
 export type ShardOp = (typeof Op)[keyof typeof Op];
 
@@ -60,4 +62,5 @@ export type LocalCommand =
   | { kind: 'quit' }
   | { kind: 'shutdown'; mode: 'immediate' | 'graceful' | 'invalid' }
   | { kind: 'stats'; group: string; args: string[] }
-  | { kind: 'flush_all'; delay: number; noreply: boolean };
+  | { kind: 'flush_all'; delay: number; noreply: boolean }
+  | { kind: 'debug'; args: string[] };

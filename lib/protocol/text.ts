@@ -47,7 +47,7 @@ export const Errors = {
 const Cmd = {
   None: 0, Get: 1, Gets: 2, Gat: 3, Gats: 4, Set: 5, Add: 6, Replace: 7, Append: 8, Prepend: 9, Cas: 10,
   Delete: 11, Incr: 12, Decr: 13, Touch: 14, FlushAll: 15, Version: 16, Quit: 17, Verbosity: 18, Stats: 19,
-  Shutdown: 20,
+  Shutdown: 20, Debug: 21,
 } as const;
 type CmdId = (typeof Cmd)[keyof typeof Cmd];
 const COMMAND_NAMES: Array<[string, CmdId]> = [
@@ -55,7 +55,7 @@ const COMMAND_NAMES: Array<[string, CmdId]> = [
   ['replace', Cmd.Replace], ['append', Cmd.Append], ['prepend', Cmd.Prepend], ['cas', Cmd.Cas],
   ['delete', Cmd.Delete], ['incr', Cmd.Incr], ['decr', Cmd.Decr], ['touch', Cmd.Touch], ['flush_all', Cmd.FlushAll],
   ['version', Cmd.Version], ['quit', Cmd.Quit], ['verbosity', Cmd.Verbosity], ['stats', Cmd.Stats],
-  ['shutdown', Cmd.Shutdown],
+  ['shutdown', Cmd.Shutdown], ['debug', Cmd.Debug],
 ];
 /** Names by length and first byte; each candidate is then compared in full. */
 const COMMANDS_BY_HEAD = new Map<number, Array<[Buffer, CmdId]>>();
@@ -154,6 +154,8 @@ export class TextParser {
         return this.parseVerbosity(buf, n);
       case Cmd.Stats:
         return this.localCmd({ kind: 'stats', group: n > 1 ? this.tok(buf, 1) : '', args: this.rest(buf, 2, n) });
+      case Cmd.Debug:
+        return this.localCmd({ kind: 'debug', args: this.rest(buf, 1, n) });
       case Cmd.Shutdown:
         if (n === 1) return this.localCmd({ kind: 'shutdown', mode: 'immediate' });
         if (n === 2 && this.tok(buf, 1) === 'graceful') return this.localCmd({ kind: 'shutdown', mode: 'graceful' });

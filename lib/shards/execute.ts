@@ -112,6 +112,9 @@ export class CommandExecutor {
         return;
       case Op.Barrier:
         return;
+      case Op.Crash:
+        // only ever queued when fault injection is on (see Server.debug)
+        process.exit(1);
       case Op.SetTooLarge:
         store.refuseTooLarge(req.key, req.flags === 1);
         return this.status(req, Status.TooLarge);

@@ -29,6 +29,7 @@ export interface ShardInit {
 
 const WORKER_URL = new URL('../../workers/shard.js', import.meta.url);
 const SHARD_DIED = Buffer.from('SERVER_ERROR shard restarted, request lost\r\n');
+const START_ATTEMPTS = 10;
 
 class Shard {
   readonly writer = new BatchWriter();
@@ -45,6 +46,7 @@ class Shard {
   /** Off while the worker is being replaced: its store is not to be read then. */
   private readable = false;
   batches = 0;
+  /** Workers replaced after dying (counted once the replacement serves). */
   restarts = 0;
   inlineCommands = 0;
 
@@ -68,14 +70,25 @@ class Shard {
     this.inline = new CommandExecutor(new Store(this.sab, config, serverClock(processStarted), true));
   }
 
+  /** Hand the shard to a worker; retried while piscina is still replacing a dead one. */
   async start(): Promise<void> {
-    const { port1, port2 } = new MessageChannel();
-    port1.on('message', (ab: ArrayBuffer) => this.onReply(ab));
-    port1.on('close', () => this.onWorkerGone(port1));
-    this.port = port1;
-    const init: ShardInit = { sab: this.sab, lock: this.lock, port: port2, store: this.config, processStarted: this.processStarted };
-    await this.pool.run(init, { transferList: [port2] as never });
-    this.readable = true;
+    for (let attempt = 1; ; attempt++) {
+      const { port1, port2 } = new MessageChannel();
+      const init: ShardInit = { sab: this.sab, lock: this.lock, port: port2, store: this.config, processStarted: this.processStarted };
+      try {
+        await this.pool.run(init, { transferList: [port2] as never });
+      } catch (err) {
+        port1.close();
+        if (attempt === START_ATTEMPTS || this.stopping()) throw err;
+        await new Promise((resolve) => setTimeout(resolve, 20 * attempt));
+        continue;
+      }
+      port1.on('message', (ab: ArrayBuffer) => this.onReply(ab));
+      port1.on('close', () => this.onWorkerGone(port1));
+      this.port = port1;
+      this.readable = true;
+      return;
+    }
   }
 
   /**
@@ -143,9 +156,14 @@ class Shard {
     unlock(this.lock);
     this.failInflight();
     if (this.stopping()) return;
-    this.restarts++;
     this.log(1, `shard ${this.index}: worker exited, restarting it with an empty shard`);
-    this.start().catch((err: unknown) => this.log(1, `shard ${this.index}: restart failed: ${String(err)}`));
+    this.start().then(
+      () => {
+        this.restarts++;
+        this.log(1, `shard ${this.index}: replacement worker serving`);
+      },
+      (err: unknown) => this.log(1, `shard ${this.index}: restart failed: ${String(err)}`),
+    );
   }
 
   private failInflight(): void {
