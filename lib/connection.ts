@@ -41,7 +41,7 @@ const CLOSE_MARK = Buffer.alloc(0);
 export class Connection implements ReplySink {
   private readonly parser: TextParser;
   /** Unparsed input: a leftover buffer plus chunks gathered until `need` bytes are there. */
-  private pending: Buffer[] = [];
+  private readonly pending: Buffer[] = [];
   private pendingBytes = 0;
   /** Bytes of replies filled but not yet handed to the socket. */
   private unsentBytes = 0;
@@ -99,7 +99,7 @@ export class Connection implements ReplySink {
     // a large value arrives in many chunks: join them once, when all of it is here
     if (this.pendingBytes === 0 || this.pendingBytes < this.need || this.paused) return;
     const buf = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
-    this.pending = [];
+    this.pending.length = 0;
     this.pendingBytes = 0;
     this.need = 0;
     const pos = this.consume(buf);
@@ -233,7 +233,13 @@ export class Connection implements ReplySink {
       bytes += r.length;
     }
     if (n === 0) return;
-    const ready = replies.splice(0, n) as Buffer[];
+    let ready: Buffer[];
+    if (n === replies.length) {
+      ready = replies as Buffer[];
+      this.replies = [];
+    } else {
+      ready = replies.splice(0, n) as Buffer[];
+    }
     this.base += n;
     this.unsentBytes -= bytes;
     if (close) ready.pop();

@@ -65,6 +65,8 @@ class Shard {
       idleTimeout: Infinity,
       // 'sync' would freeze the worker's event loop between tasks, and with it the expiry crawler
       atomics: 'disabled',
+      // a shard worker allocates little (its data lives in the shared buffer): keep its heap small
+      resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 128 },
     });
     this.pool.on('error', (err: unknown) => this.log(1, `shard ${index}: worker error: ${String(err)}`));
     this.inline = new CommandExecutor(new Store(this.sab, config, serverClock(processStarted), true));
