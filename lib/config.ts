@@ -2,6 +2,7 @@
  * Server configuration: memcached's flags and defaults, validated into one immutable object, and
  * the per-shard store configuration derived from it.
  */
+import { pageSizeFor } from './store/slabs.js';
 import type { StoreConfig } from './store/store.js';
 
 export interface Config {
@@ -81,15 +82,25 @@ export function validate(c: Config): Config {
   const perShard = Math.floor((c.memoryLimitMb * MB) / c.threads);
   if (perShard < pageSize(c)) {
     throw new ConfigError(
-      `-m/--memory-limit: ${c.memoryLimitMb} MB gives each of the ${c.threads} shards less than one ${pageSize(c) / MB} MB slab page; raise -m or lower -t`,
+      `-m/--memory-limit: ${c.memoryLimitMb} MB gives each of the ${c.threads} shards less than one ${pageSize(c) / 1024} KB slab page; raise -m or lower -t`,
+    );
+  }
+  // Items larger than a chunk are chained over pages, but one item still lives in one shard.
+  if (perShard < c.maxItemSize) {
+    throw new ConfigError(
+      `-m/--memory-limit: ${c.memoryLimitMb} MB gives each of the ${c.threads} shards less than one -I/--max-item-size item (${c.maxItemSize} bytes); raise -m, lower -t or lower -I`,
     );
   }
   return c;
 }
 
-/** Slab pages are 1 MB like memcached's, or large enough for one item of -I. */
+/**
+ * Slab page size, from each shard's share of -m (see pageSizeFor: 1 MB pages for shards of 64 MB
+ * or more, smaller ones down to 64 KB so a shard always has pages for its classes). -I does not
+ * change it: items larger than half a page are chained.
+ */
 export function pageSize(c: Config): number {
-  return Math.max(MB, Math.ceil(c.maxItemSize / MB) * MB);
+  return pageSizeFor(Math.floor((c.memoryLimitMb * MB) / c.threads));
 }
 
 /** -m is split evenly across the shards. */

@@ -2,6 +2,7 @@
  * `stats`, `stats settings|items|slabs|sizes|conns|reset`: memcached's field names, order and
  * formats. Shard counters are read straight from the shards' shared memory (no message).
  */
+import { chunkMaxFor } from './store/slabs.js';
 import { readShardStats, type ShardStats } from './store/stats.js';
 import type { Server } from './server.js';
 import { MEMCACHED_VERSION, MEMSHARD_VERSION } from './version.js';
@@ -169,7 +170,8 @@ export class StatsReporter {
       ['hashpower_init', 0],
       ['slab_reassign', 'yes'],
       ['slab_automove', 1],
-      ['slab_chunk_max', this.server.shards.shards[0]!.config.pageSize],
+      ['slab_chunk_max', chunkMaxFor(this.server.shards.shards[0]!.config.pageSize)],
+      ['memshard_slab_page_size', this.server.shards.shards[0]!.config.pageSize],
       ['lru_crawler', 'yes'],
       ['lru_segmented', 'yes'],
       ['hot_lru_pct', 20],
@@ -193,16 +195,15 @@ export class StatsReporter {
   }
 
   slabs(): Row[] {
+    const shards = this.shardStats();
     const rows: Row[] = [];
     let active = 0;
-    let malloced = 0;
-    for (const [id, cls] of mergeClasses(this.shardStats())) {
+    for (const [id, cls] of mergeClasses(shards)) {
       if ((cls['total_pages'] ?? 0) === 0) continue;
       active++;
-      malloced += (cls['total_pages'] ?? 0) * (cls['chunk_size'] ?? 0) * (cls['chunks_per_page'] ?? 0);
       for (const f of SLABS_FIELDS) rows.push([`${id}:${f}`, cls[f] ?? 0]);
     }
-    rows.push(['active_slabs', active], ['total_malloced', malloced]);
+    rows.push(['active_slabs', active], ['total_malloced', StatsReporter.total(shards, 'total_malloced')]);
     return rows;
   }
 

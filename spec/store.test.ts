@@ -1,8 +1,10 @@
 import t from 'tap';
+import type { Test } from 'tap';
 import { Store, Status, Mode } from '../lib/store/store.js';
 import type { StoreConfig } from '../lib/store/store.js';
 import { readShardStats } from '../lib/store/stats.js';
 import { computeLayout, ITEM_HEADER_BYTES } from '../lib/store/layout.js';
+import { pageSizeFor } from '../lib/store/slabs.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -33,12 +35,18 @@ function make(over: Partial<StoreConfig> = {}) {
 }
 
 const k = (s: string) => Buffer.from(s, 'latin1');
+/** An item's value, read the way the encoder does (copyValue over all of its chunks). */
+const valueBytes = (s: Store, ref: number): Uint8Array => {
+  const out = new Uint8Array(s.valueLength(ref));
+  s.copyValue(ref, out, 0);
+  return out;
+};
 const str = (u: Uint8Array) => Buffer.from(u).toString('latin1');
 const set = (s: Store, key: string, value: string | Uint8Array, exptime = 0, flags = 0) =>
   s.store(Mode.Set, k(key), flags, exptime, typeof value === 'string' ? k(value) : value, 0);
 const val = (s: Store, key: string): string | null => {
   const r = s.get(k(key));
-  return r === 0 ? null : str(s.valueOf(r));
+  return r === 0 ? null : str(valueBytes(s, r));
 };
 
 t.test('set/get round trip: flags, binary, empty values, 250-byte keys', async (t) => {
@@ -49,18 +57,18 @@ t.test('set/get round trip: flags, binary, empty values, 250-byte keys', async (
   t.ok(r > 0);
   t.equal(r, store.lastRef);
   t.equal(str(store.keyOf(r)), 'a');
-  t.equal(str(store.valueOf(r)), 'hello');
+  t.equal(str(valueBytes(store, r)), 'hello');
   t.equal(store.flagsOf(r), 0xdeadbeef);
   t.equal(store.exptimeOf(r), 0);
 
   const bin = new Uint8Array(256).map((_, i) => i);
   t.equal(set(store, 'bin', bin), Status.Stored);
-  t.same(Array.from(store.valueOf(store.get(k('bin')))), Array.from(bin));
+  t.same(Array.from(valueBytes(store, store.get(k('bin')))), Array.from(bin));
 
   t.equal(set(store, 'empty', ''), Status.Stored);
   const e = store.get(k('empty'));
   t.ok(e > 0, 'a 0-byte value is a hit');
-  t.equal(store.valueOf(e).length, 0);
+  t.equal(valueBytes(store, e).length, 0);
 
   const long = 'k'.repeat(249) + 'x';
   const long2 = 'k'.repeat(249) + 'y';
@@ -93,7 +101,7 @@ t.test('add / replace / append / prepend / cas', async (t) => {
   t.equal(store.store(Mode.Append, kk, 9, 0, k('>>'), 0), Status.Stored);
   t.equal(store.store(Mode.Prepend, kk, 9, 0, k('<<'), 0), Status.Stored);
   let r = store.get(kk);
-  t.equal(str(store.valueOf(r)), '<<mid>>');
+  t.equal(str(valueBytes(store, r)), '<<mid>>');
   t.equal(store.flagsOf(r), 7, 'append/prepend keep flags');
   t.equal(store.exptimeOf(r), 102, 'append/prepend keep exptime');
   // Append that crosses into a larger class.
@@ -101,7 +109,7 @@ t.test('add / replace / append / prepend / cas', async (t) => {
   t.equal(val(store, 'key'), '<<mid>>' + 'z'.repeat(3000));
   t.equal(store.store(Mode.Replace, kk, 1, 0, k('rep'), 0), Status.Stored);
   r = store.get(kk);
-  t.equal(str(store.valueOf(r)), 'rep');
+  t.equal(str(valueBytes(store, r)), 'rep');
   t.equal(store.flagsOf(r), 1);
   const cas = store.casOf(r);
   t.equal(store.store(Mode.Cas, kk, 0, 0, k('bad'), cas + 1), Status.Exists);
@@ -231,7 +239,7 @@ t.test('touch / gat', async (t) => {
   t.equal(val(store, 'a'), 'v', 'touch extended the ttl');
   const r = store.getAndTouch(k('a'), 10);
   t.ok(r > 0);
-  t.equal(str(store.valueOf(r)), 'v');
+  t.equal(str(valueBytes(store, r)), 'v');
   t.equal(store.exptimeOf(r), 60);
   t.equal(store.getAndTouch(k('zz'), 10), 0);
   clock.t = 60;
@@ -294,9 +302,14 @@ t.test('too large', async (t) => {
   const c = stats().counters;
   t.equal(c.store_too_large, 3);
   t.equal(c.cmd_set, 4, 'too large sets are not counted in cmd_set (memcached)');
-  // Larger than a page is always too large.
-  const { store: s2 } = make({ pageSize: 64 * KiB, itemSizeMax: MiB, memoryBytes: MiB });
-  t.equal(set(s2, 'x', new Uint8Array(64 * KiB)), Status.TooLarge);
+  // Larger than a page is chained; more than the whole shard holds is out of memory, not too large.
+  const { store: s2, stats: st2 } = make({ pageSize: 64 * KiB, itemSizeMax: MiB, memoryBytes: MiB });
+  t.equal(set(s2, 'x', new Uint8Array(64 * KiB).fill(7)), Status.Stored, 'a value of a whole page is chained');
+  t.same(valueBytes(s2, s2.get(k('x'))), new Uint8Array(64 * KiB).fill(7));
+  t.equal(set(s2, 'x', new Uint8Array(MiB - 100)), Status.NoMemory, '33 chunks of 32 KiB do not fit 16 pages');
+  t.equal(s2.get(k('x')), 0, 'a failed set removes the old item');
+  t.equal(st2().counters.store_too_large, 0);
+  t.equal(st2().counters.curr_items, 0);
 });
 
 t.test('LRU: least recently used goes first, an item hit again survives', async (t) => {
@@ -382,7 +395,7 @@ t.test('16 pages, 100k sets of 100 B .. 100 KB: always stored, never over budget
       if (r !== 0) {
         hits++;
         const [o, n] = written.get(probe)!;
-        if (Buffer.compare(Buffer.from(store.valueOf(r)), Buffer.from(pool.subarray(o, o + n))) !== 0) badContent++;
+        if (Buffer.compare(Buffer.from(valueBytes(store, r)), Buffer.from(pool.subarray(o, o + n))) !== 0) badContent++;
       }
     }
     if (i % 5000 === 0) {
@@ -404,7 +417,7 @@ t.test('16 pages, 100k sets of 100 B .. 100 KB: always stored, never over budget
   t.equal(c.bytes, s.classes.reduce((a, x) => a + x.mem_requested, 0), 'bytes = sum of mem_requested');
   t.equal(s.classes.reduce((a, x) => a + x.total_pages, 0), 16, 'all pages accounted for');
   for (const cl of s.classes) {
-    if (cl.used_chunks + cl.free_chunks > cl.total_chunks) t.fail(`class ${cl.id} chunk accounting`);
+    if (cl.used_chunks + cl.free_chunks !== cl.total_chunks) t.fail(`class ${cl.id} chunk accounting`);
     if (cl.number_hot + cl.number_warm + cl.number_cold !== cl.number) t.fail(`class ${cl.id} lru counts`);
   }
   // Every item still in the store is intact and findable.
@@ -413,7 +426,7 @@ t.test('16 pages, 100k sets of 100 B .. 100 KB: always stored, never over budget
     const r = store.get(k(key));
     if (r === 0) continue;
     live++;
-    if (Buffer.compare(Buffer.from(store.valueOf(r)), Buffer.from(pool.subarray(o, o + n))) !== 0) badContent++;
+    if (Buffer.compare(Buffer.from(valueBytes(store, r)), Buffer.from(pool.subarray(o, o + n))) !== 0) badContent++;
   }
   t.equal(live, readShardStats(sab, cfg, clock.t).counters.curr_items, 'index and counters agree');
   t.equal(badContent, 0);
@@ -507,4 +520,300 @@ t.test('readShardStats matches the operations performed', async (t) => {
   t.equal(r.curr_items, 1, 'curr_items survives stats reset');
   t.equal(r.bytes, ITEM_HEADER_BYTES + 2);
   t.equal(r.total_malloced, MiB);
+});
+
+// ---- chained (chunked) items ------------------------------------------------------------------
+
+/** Every chunk is used or free, every page belongs to one class, counters match the classes. */
+function checkAccounting(t: Test, sab: SharedArrayBuffer, cfg: StoreConfig, now: number, what: string): void {
+  const s = readShardStats(sab, cfg, now);
+  const L = computeLayout(cfg);
+  let bad = 0;
+  for (const cl of s.classes) {
+    if (cl.used_chunks + cl.free_chunks !== cl.total_chunks) {
+      bad++;
+      t.fail(`${what}: class ${cl.id} used ${cl.used_chunks} + free ${cl.free_chunks} != ${cl.total_chunks}`);
+    }
+    if (cl.number_hot + cl.number_warm + cl.number_cold !== cl.number) bad++;
+    if (cl.mem_requested > cl.used_chunks * cl.chunk_size) bad++;
+  }
+  const c = s.counters;
+  if (s.classes.reduce((a, x) => a + x.total_pages, 0) !== c.total_malloced! / L.pageSize) bad++;
+  if (c.total_malloced! > L.pages * L.pageSize) bad++;
+  if (c.curr_items !== s.classes.reduce((a, x) => a + x.number, 0)) bad++;
+  if (c.bytes !== s.classes.reduce((a, x) => a + x.mem_requested, 0)) bad++;
+  if (c.bytes! > c.total_malloced!) bad++;
+  t.equal(bad, 0, `${what}: chunk, page and byte accounting consistent`);
+}
+
+function randomBytes(n: number, seed: number): Uint8Array {
+  const rnd = xorshift(seed);
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i++) out[i] = Math.floor(rnd() * 256);
+  return out;
+}
+
+const same = (a: Uint8Array, b: Uint8Array) => Buffer.compare(Buffer.from(a), Buffer.from(b)) === 0;
+
+t.test('chained items: 600 KB, 1 MB and 5 MB values round-trip byte-exact', async (t) => {
+  const { store, stats, sab, cfg, clock } = make({ memoryBytes: 16 * MiB, pageSize: 256 * KiB, itemSizeMax: 8 * MiB });
+  const chunkMax = 128 * KiB;
+  const values = new Map<string, Uint8Array>();
+  for (const [i, n] of [600 * KiB, MiB, 5 * MiB, chunkMax - ITEM_HEADER_BYTES - 4, chunkMax - ITEM_HEADER_BYTES - 3].entries()) {
+    const key = `big${i}`;
+    const v = randomBytes(n, 1000 + i);
+    values.set(key, v);
+    t.equal(set(store, key, v, 0, 1234 + i), Status.Stored, `${n} bytes stored`);
+  }
+  for (const [key, v] of values) {
+    const r = store.get(k(key));
+    t.ok(r > 0, `${key} found`);
+    t.equal(store.valueLength(r), v.length);
+    t.ok(same(valueBytes(store, r), v), `${key}: ${v.length} bytes byte-exact`);
+    t.equal(str(store.keyOf(r)), key);
+    // copyValue writes at an offset and nothing else.
+    const dest = new Uint8Array(v.length + 10).fill(0xee);
+    store.copyValue(r, dest, 5);
+    t.ok(same(dest.subarray(5, 5 + v.length), v) && dest[4] === 0xee && dest[5 + v.length] === 0xee, 'copyValue at an offset');
+  }
+  t.equal(store.flagsOf(store.get(k('big2'))), 1236);
+  const s = stats();
+  t.equal(s.counters.curr_items, 5);
+  t.equal(s.counters.evictions, 0);
+  const largest = s.classes[s.classes.length - 1]!;
+  t.equal(largest.chunk_size, chunkMax, 'largest class = half a page');
+  // 600 KiB, 1 MiB, 5 MiB need 5, 9 and 41 chunks; the item exactly filling one chunk needs 1, one byte more 2.
+  t.equal(largest.used_chunks, 5 + 9 + 41 + 1 + 2);
+  t.equal(largest.number, 5);
+  const contHeaders = (5 - 1 + 9 - 1 + 41 - 1 + 0 + 1) * 48;
+  let payload = 0;
+  for (const [key, v] of values) payload += ITEM_HEADER_BYTES + key.length + v.length;
+  t.equal(s.counters.bytes, payload + contHeaders, 'bytes counts header + key + value + chunk headers');
+  checkAccounting(t, sab, cfg, clock.t, 'after storing');
+  // Overwrite a chained item with a small one and back.
+  t.equal(set(store, 'big1', 'small'), Status.Stored);
+  t.equal(val(store, 'big1'), 'small');
+  t.equal(set(store, 'big1', values.get('big1')!), Status.Stored);
+  t.ok(same(valueBytes(store, store.get(k('big1'))), values.get('big1')!));
+  checkAccounting(t, sab, cfg, clock.t, 'after overwrites');
+  // Too large is still memcached's -I rule.
+  t.equal(set(store, 'huge', new Uint8Array(8 * MiB)), Status.TooLarge);
+});
+
+t.test('append / prepend / incr on chained items', async (t) => {
+  const { store, sab, cfg, clock } = make({ memoryBytes: 16 * MiB, pageSize: 256 * KiB, itemSizeMax: 8 * MiB });
+  const a = randomBytes(300 * KiB, 7);
+  const b = randomBytes(50 * KiB, 8);
+  const c = randomBytes(200 * KiB, 9);
+  t.equal(set(store, 'x', a, 100, 77), Status.Stored);
+  t.equal(store.store(Mode.Append, k('x'), 0, 0, b, 0), Status.Stored);
+  let r = store.get(k('x'));
+  t.ok(same(valueBytes(store, r), Buffer.concat([a, b])), 'append to a chained item');
+  t.equal(store.flagsOf(r), 77);
+  t.equal(store.exptimeOf(r), 102);
+  t.equal(store.store(Mode.Prepend, k('x'), 0, 0, c, 0), Status.Stored);
+  r = store.get(k('x'));
+  t.ok(same(valueBytes(store, r), Buffer.concat([c, a, b])), 'prepend to a chained item');
+  // A small item that an append turns into a chained one.
+  const d = randomBytes(100 * KiB, 10);
+  t.equal(set(store, 'y', d), Status.Stored);
+  t.equal(store.store(Mode.Append, k('y'), 0, 0, d, 0), Status.Stored);
+  t.ok(same(valueBytes(store, store.get(k('y'))), Buffer.concat([d, d])), 'append crossing into a chain');
+  // Combined append over -I: NOT_STORED, old item intact.
+  t.equal(store.store(Mode.Append, k('x'), 0, 0, new Uint8Array(8 * MiB - 400 * KiB), 0), Status.NotStored);
+  t.ok(same(valueBytes(store, store.get(k('x'))), Buffer.concat([c, a, b])));
+  // incr on a chained numeric value (digits then blanks, which memcached's strtoull accepts).
+  const num = Buffer.alloc(200 * KiB, 0x20);
+  num.write('41', 0, 'latin1');
+  t.equal(set(store, 'n', num), Status.Stored);
+  t.equal(store.incrDecr(k('n'), true, 1n), Status.Ok);
+  t.equal(store.lastNumber, 42n);
+  let v = valueBytes(store, store.get(k('n')));
+  t.equal(v.length, num.length, 'rewritten in place, length kept');
+  t.equal(Buffer.from(v.subarray(0, 3)).toString('latin1'), '42 ');
+  t.equal(store.incrDecr(k('n'), false, 40n), Status.Ok);
+  v = valueBytes(store, store.get(k('n')));
+  t.equal(Buffer.from(v.subarray(0, 3)).toString('latin1'), '2  ');
+  t.ok(v.subarray(1).every((x) => x === 0x20), 'padded with blanks to the end of the chain');
+  // Leading blanks over the head chunk, the digits in a continuation chunk.
+  const far = Buffer.alloc(200 * KiB, 0x20);
+  far.write('7', 150 * KiB, 'latin1');
+  set(store, 'n', far);
+  t.equal(store.incrDecr(k('n'), true, 1n), Status.Ok, 'digits in a continuation chunk');
+  t.equal(store.lastNumber, 8n);
+  v = valueBytes(store, store.get(k('n')));
+  t.equal(v[0], 0x38);
+  t.ok(v.subarray(1).every((x) => x === 0x20));
+  far.write('x', 150 * KiB, 'latin1');
+  set(store, 'n', far);
+  t.equal(store.incrDecr(k('n'), true, 1n), Status.NonNumeric, 'a non-digit in a continuation chunk');
+  // incr on a small item is unchanged.
+  set(store, 's', '9');
+  t.equal(store.incrDecr(k('s'), true, 1n), Status.Ok);
+  t.equal(val(store, 's'), '10');
+  checkAccounting(t, sab, cfg, clock.t, 'after append/prepend/incr');
+});
+
+t.test('deleting and evicting chained items returns all their chunks', async (t) => {
+  // 64 pages of 256 KiB = 128 chunks of 128 KiB; a 600 KiB value takes 5.
+  const { store, stats, sab, cfg, clock } = make({ memoryBytes: 16 * MiB, pageSize: 256 * KiB, itemSizeMax: 8 * MiB });
+  const v = randomBytes(600 * KiB, 3);
+  const fill = (prefix: string, n: number) => {
+    let ok = 0;
+    for (let i = 0; i < n; i++) if (set(store, `${prefix}${i}`, v) === Status.Stored) ok++;
+    return ok;
+  };
+  t.equal(fill('a', 25), 25);
+  t.equal(stats().counters.evictions, 0, '25 x 5 chunks fit 128 chunks');
+  for (let i = 0; i < 25; i++) t.equal(store.delete(k(`a${i}`)), Status.Deleted);
+  let s = stats();
+  t.equal(s.counters.curr_items, 0);
+  t.equal(s.counters.bytes, 0);
+  t.equal(s.classes[s.classes.length - 1]!.used_chunks, 0, 'no chunk left in use');
+  checkAccounting(t, sab, cfg, clock.t, 'after delete');
+  t.equal(fill('b', 25), 25, 'refill the same bytes');
+  t.equal(stats().counters.evictions, 0, 'refill without evictions');
+  // Overfill: evictions free whole chains, nothing dangles.
+  t.equal(fill('c', 40), 40);
+  s = stats();
+  t.ok(s.counters.evictions! >= 40, `evicted ${s.counters.evictions}`);
+  t.equal(s.counters.curr_items, 25);
+  checkAccounting(t, sab, cfg, clock.t, 'after evictions');
+  for (let i = 15; i < 40; i++) t.ok(same(valueBytes(store, store.get(k(`c${i}`))), v), `c${i} intact`);
+  // Expired chained items are reclaimed whole by the crawler.
+  for (let i = 15; i < 40; i++) store.touch(k(`c${i}`), 1);
+  clock.t += 2;
+  store.crawl(1_000_000);
+  s = stats();
+  t.equal(s.counters.curr_items, 0);
+  t.equal(s.counters.bytes, 0);
+  t.equal(s.classes[s.classes.length - 1]!.used_chunks, 0);
+  t.equal(fill('d', 25), 25);
+  t.equal(stats().counters.evictions, s.counters.evictions, 'no new evictions after the crawl');
+  checkAccounting(t, sab, cfg, clock.t, 'after crawl and refill');
+});
+
+t.test('a page steal that hits a continuation chunk evicts the whole item', async (t) => {
+  // 6 pages of 64 KiB, 2 chunks of 32 KiB each; an 80 KB value takes 3 chunks:
+  // A = p0c0 (head) p0c1 p1c0, B = p1c1 (head) p2c0 p2c1, C = p3..p4c0, D = p4c1..p5.
+  const pageSize = 64 * KiB;
+  const { store, stats, sab, cfg, clock } = make({ pageSize, memoryBytes: 6 * pageSize, itemSizeMax: MiB });
+  const vals = ['A', 'B', 'C', 'D'].map((_, i) => randomBytes(80_000, 50 + i));
+  ['A', 'B', 'C', 'D'].forEach((key, i) => t.equal(set(store, key, vals[i]!), Status.Stored));
+  let s = stats();
+  t.equal(s.counters.total_malloced, 6 * pageSize, 'every page handed out');
+  t.equal(s.classes[s.classes.length - 1]!.used_chunks, 12);
+  // Hit A twice so it moves to WARM: B's head (page 1, which also holds A's last chunk) is the LRU tail.
+  t.ok(store.get(k('A')) > 0);
+  t.ok(store.get(k('A')) > 0);
+  clock.t += 100;
+  t.equal(set(store, 'small', 'v'), Status.Stored, 'a class with no page takes one');
+  s = stats();
+  t.equal(s.counters.slabs_moved, 1);
+  t.equal(s.counters.evictions, 2, 'the page held A\'s continuation and B\'s head: both items evicted');
+  t.equal(store.get(k('A')), 0, 'A evicted through its continuation chunk');
+  t.equal(store.get(k('B')), 0);
+  t.ok(same(valueBytes(store, store.get(k('C'))), vals[2]!), 'C intact');
+  t.ok(same(valueBytes(store, store.get(k('D'))), vals[3]!), 'D intact');
+  t.equal(val(store, 'small'), 'v');
+  const largest = s.classes[s.classes.length - 1]!;
+  t.equal(largest.total_pages, 5);
+  t.equal(largest.used_chunks, 6, 'C and D: 2 heads + 4 continuation chunks');
+  t.equal(largest.free_chunks, 4, "A's and B's chunks on the other pages are free again");
+  t.equal(s.counters.curr_items, 3);
+  checkAccounting(t, sab, cfg, clock.t, 'after the steal');
+  // The freed chunks are reusable: two more 80 KB items fit without evicting (4 free + ... ) one does.
+  t.equal(set(store, 'E', vals[0]!), Status.Stored);
+  t.equal(stats().counters.evictions, 2, 'E reused the freed chunks');
+  t.ok(same(valueBytes(store, store.get(k('E'))), vals[0]!));
+  checkAccounting(t, sab, cfg, clock.t, 'after reuse');
+});
+
+t.test('mixed small and chained items under page pressure: invariants hold, budget never exceeded', async (t) => {
+  const pageSize = 64 * KiB;
+  const cfg = cfgOf({ pageSize, memoryBytes: 48 * pageSize, itemSizeMax: 512 * KiB });
+  const sab = new SharedArrayBuffer(Store.byteLength(cfg));
+  const clock = new FakeClock();
+  const store = new Store(sab, cfg, clock);
+  const rnd = xorshift(99);
+  const pool = randomBytes(400 * KiB, 5);
+  const written = new Map<string, [number, number]>();
+  let failures = 0;
+  let badContent = 0;
+  for (let i = 0; i < 20_000; i++) {
+    if (i % 200 === 0) clock.t++;
+    const key = `m:${Math.floor(rnd() * 3000)}`;
+    const r = rnd();
+    const len = r < 0.1 ? Math.floor(32 * KiB + rnd() * 200 * KiB) : Math.floor(10 * Math.pow(2000, rnd()));
+    const off = Math.floor(rnd() * (pool.length - len));
+    const op = rnd();
+    if (op < 0.05) {
+      store.delete(k(key));
+      written.delete(key);
+    } else if (op < 0.1 && written.has(key)) {
+      const [o, n] = written.get(key)!;
+      if (n + 1000 < 300 * KiB && store.store(Mode.Append, k(key), 0, 0, pool.subarray(0, 1000), 0) === Status.Stored) {
+        written.set(key, [-1, n + 1000]);
+        void o;
+      }
+    } else {
+      const st = set(store, key, pool.subarray(off, off + len));
+      if (st !== Status.Stored) failures++;
+      written.set(key, [off, len]);
+    }
+    if (i % 500 === 0) checkAccounting(t, sab, cfg, clock.t, `step ${i}`);
+    if (i % 3 === 0) {
+      const probe = `m:${Math.floor(rnd() * 3000)}`;
+      const ref = store.get(k(probe));
+      const w = written.get(probe);
+      if (ref !== 0 && w !== undefined && w[0] >= 0) {
+        if (!same(valueBytes(store, ref), pool.subarray(w[0], w[0] + w[1]))) badContent++;
+      } else if (ref !== 0 && w !== undefined && store.valueLength(ref) !== w[1]) {
+        badContent++;
+      }
+    }
+  }
+  t.equal(failures, 0, 'every set stored');
+  t.equal(badContent, 0, 'hits return what was written');
+  const s = readShardStats(sab, cfg, clock.t);
+  t.ok(s.counters.slabs_moved! > 0, `pages moved (${s.counters.slabs_moved})`);
+  t.ok(s.counters.evictions! > 0);
+  checkAccounting(t, sab, cfg, clock.t, 'end');
+});
+
+t.test('retention: 16 MB, 40k values of 100 B .. 100 KB: smaller pages keep far more', async (t) => {
+  const fillRun = (pageSize: number) => {
+    const cfg = cfgOf({ memoryBytes: 16 * MiB, pageSize, itemSizeMax: MiB });
+    const sab = new SharedArrayBuffer(Store.byteLength(cfg));
+    const clock = new FakeClock();
+    const store = new Store(sab, cfg, clock);
+    const rnd = xorshift(2024);
+    const pool = randomBytes(110 * KiB, 11);
+    const n = 40_000;
+    for (let i = 0; i < n; i++) {
+      if (i % 1000 === 0) clock.t++;
+      const len = 100 + Math.floor(rnd() * (102400 - 100 + 1));
+      const off = Math.floor(rnd() * (pool.length - len));
+      if (set(store, `fill:${i}`, pool.subarray(off, off + len)) !== Status.Stored) t.fail('set failed');
+    }
+    let retained = 0;
+    let recent = 0;
+    for (let i = 0; i < n; i++) {
+      const r = store.get(k(`fill:${i}`));
+      if (r === 0) continue;
+      retained++;
+      if (i >= n - 2000) recent++;
+    }
+    const c = readShardStats(sab, cfg, clock.t).counters;
+    checkAccounting(t, sab, cfg, clock.t, `pageSize ${pageSize}`);
+    return { pageSize, retained, recent, bytes: c.bytes!, moved: c.slabs_moved! };
+  };
+  const old = fillRun(MiB);
+  const neu = fillRun(pageSizeFor(16 * MiB));
+  t.comment(`1 MiB pages: ${JSON.stringify(old)}`);
+  t.comment(`${neu.pageSize / KiB} KiB pages: ${JSON.stringify(neu)}`);
+  t.equal(neu.pageSize, 256 * KiB);
+  t.ok(neu.retained >= 2 * old.retained, `retained ${neu.retained} >= 2 x ${old.retained}`);
+  t.ok(neu.recent >= old.recent, `of the last 2000: ${neu.recent} >= ${old.recent}`);
+  t.ok(neu.bytes >= old.bytes, `bytes ${neu.bytes} >= ${old.bytes}`);
 });

@@ -133,12 +133,12 @@ export class CommandExecutor {
 
 const VALUE_PREFIX = Buffer.from('VALUE ', 'latin1');
 
-/** `VALUE <key> <flags> <bytes>[ <cas>]\r\n<data>\r\n`, copied straight from the slab. */
+/** `VALUE <key> <flags> <bytes>[ <cas>]\r\n<data>\r\n`, copied straight from the slab chunk(s). */
 export function writeValue(store: Store, ref: number, withCas: boolean, out: ReplyWriter): void {
   const key = store.keyOf(ref);
-  const value = store.valueOf(ref);
+  const vlen = store.valueLength(ref);
   // 6 + key + up to 3 numbers of at most 20 digits with their separators + 2 CRLF
-  let p = out.reserve(6 + key.length + 63 + value.length + 4);
+  let p = out.reserve(6 + key.length + 63 + vlen + 4);
   const b = out.buf;
   b.set(VALUE_PREFIX, p);
   p += 6;
@@ -147,15 +147,15 @@ export function writeValue(store: Store, ref: number, withCas: boolean, out: Rep
   b[p++] = 0x20;
   p = writeDecimal(b, p, store.flagsOf(ref));
   b[p++] = 0x20;
-  p = writeDecimal(b, p, value.length);
+  p = writeDecimal(b, p, vlen);
   if (withCas) {
     b[p++] = 0x20;
     p = writeDecimal(b, p, store.casOf(ref));
   }
   b[p++] = 0x0d;
   b[p++] = 0x0a;
-  b.set(value, p);
-  p += value.length;
+  store.copyValue(ref, b, p);
+  p += vlen;
   b[p++] = 0x0d;
   b[p++] = 0x0a;
   out.advance(p);

@@ -27,13 +27,28 @@ export const F_CAS = 4; // CAS as f64, index relative to ref in a Float64Array (
 export const B_NKEY = 40;
 export const B_CLSID = 41;
 export const B_IFLAGS = 42;
-// Bytes 43..47 are spare (reserved: item version for lock-free reads, meta stale/win bits).
+// Byte 43 is spare (reserved: item version for lock-free reads, meta stale/win bits).
+export const I_CHAIN = 11; // bytes 44..47: first continuation chunk of a chained item (ref), 0 = none
 export const B_KEY = ITEM_HEADER_BYTES;
+
+/**
+ * Chained ("chunked") items: an item whose ITEM_HEADER_BYTES + key + value exceeds the largest
+ * chunk (slab_chunk_max = pageSize / 2) is a head chunk plus continuation chunks, all from the
+ * largest class. The head is an ordinary item (header, key, first value bytes) that sits on the
+ * hash chain and its class's LRU; I_CHAIN points to the first continuation chunk. A continuation
+ * chunk has a CHUNK_HEADER_BYTES header using the same byte offsets for the class id and flags
+ * (flags = IF_CHUNK, so a page scan tells it from an item) with:
+ */
+export const I_CNEXT = 0; // next continuation chunk (ref), 0 = last
+export const I_CHEAD = 1; // the item's head chunk (ref)
+export const CHUNK_HEADER_BYTES = 48;
 
 // Item flag bits (B_IFLAGS). The LRU segment sits in bits 3-4.
 export const IF_LINKED = 1;
 export const IF_FETCHED = 2;
 export const IF_ACTIVE = 4;
+/** A continuation chunk of a chained item (never on a hash chain or LRU). */
+export const IF_CHUNK = 32;
 export const SEG_SHIFT = 3;
 export const SEG_MASK = 3 << SEG_SHIFT;
 export const HOT = 0;
@@ -101,7 +116,8 @@ export const K_CARVE_NEXT = 12; // next uncarved chunk index in that page
 export const K_TOTAL_PAGES = 13;
 export const K_CHUNK_SIZE = 14;
 export const K_PER_PAGE = 15;
-export const CLASS_U32_SLOTS = 16;
+export const K_CHUNKS = 16; // continuation chunks in use (chained items' chunks beyond the head)
+export const CLASS_U32_SLOTS = 32;
 
 export interface LayoutConfig {
   memoryBytes: number;

@@ -5,7 +5,7 @@
  */
 import {
   B_KEY, CLASS_F64_SLOTS, CLASS_STAT_NAMES, CLASS_U32_SLOTS, COLD, COUNTER_NAMES, HOT, H_NUM_CLASSES,
-  H_PAGES_USED, I_ATIME, K_CARVE_NEXT, K_CARVE_PAGE, K_CHUNK_SIZE, K_COUNT, K_FREE_COUNT, K_PER_PAGE,
+  H_PAGES_USED, I_ATIME, K_CARVE_NEXT, K_CARVE_PAGE, K_CHUNKS, K_CHUNK_SIZE, K_COUNT, K_FREE_COUNT, K_PER_PAGE,
   K_TOTAL_PAGES, S, WARM, computeLayout,
 } from './layout.js';
 import type { LayoutConfig } from './layout.js';
@@ -115,7 +115,8 @@ export function readShardStats(sab: SharedArrayBuffer, cfg: LayoutConfig, now: n
       chunks_per_page: perPage,
       total_pages: pages,
       total_chunks: pages * perPage,
-      used_chunks: number,
+      // chained items' continuation chunks are in use without being items of their own
+      used_chunks: number + u32[cs + K_CHUNKS]!,
       free_chunks: u32[cs + K_FREE_COUNT]! + freeEnd,
       free_chunks_end: freeEnd,
       mem_requested: st.mem_requested,

@@ -4,15 +4,20 @@
  * Items live in fixed-size chunks of slab pages (see layout.ts for the byte layout). An item is
  * addressed by its ref = byte offset / 8; 0 means "none" (offset 0 is the buffer header).
  * Each item sits on one hash chain (index) and one of its class's HOT / WARM / COLD lists.
+ * Items larger than the largest chunk (slab_chunk_max = pageSize / 2) are chained: a head chunk
+ * (an ordinary item: header, key, first value bytes) plus continuation chunks, all taken from the
+ * largest class (see layout.ts). Only the head is indexed and on an LRU; unlinking the head frees
+ * the whole chain, and a page steal that meets a continuation chunk evicts the item via its head.
  */
 import { fnv1a32 } from '../hash.js';
 import {
-  B_CLSID, B_IFLAGS, B_KEY, B_NKEY, C, CLASS_F64_SLOTS, CLASS_TABLE_ENTRIES, CLASS_U32_SLOTS, COLD,
-  COUNTER_SLOTS, COUNTERS_KEPT_ON_RESET, F_CAS, HOT, H_CAS_SEQ, H_CRAWL_POS,
+  B_CLSID, B_IFLAGS, B_KEY, B_NKEY, C, CHUNK_HEADER_BYTES, CLASS_F64_SLOTS, CLASS_TABLE_ENTRIES,
+  CLASS_U32_SLOTS, COLD, COUNTER_SLOTS, COUNTERS_KEPT_ON_RESET, F_CAS, HOT, H_CAS_SEQ, H_CRAWL_POS,
   H_FLUSH_CAS, H_FLUSH_TIME, H_MAGIC, H_NUM_CLASSES, H_PAGES, H_PAGES_USED, H_PAGE_SIZE, IF_ACTIVE,
-  IF_FETCHED, IF_LINKED, ITEM_HEADER_BYTES, I_ATIME, I_CFLAGS, I_EXPTIME, I_HNEXT, I_NEXT, I_PREV,
-  I_UTIME, I_VLEN, K_CARVE_NEXT, K_CARVE_PAGE, K_CHUNK_SIZE, K_COUNT, K_FREE_COUNT, K_FREE_HEAD,
-  K_PER_PAGE, K_TOTAL_PAGES, MAGIC, S, SEG_MASK, SEG_SHIFT, WARM, computeLayout,
+  IF_CHUNK, IF_FETCHED, IF_LINKED, ITEM_HEADER_BYTES, I_ATIME, I_CFLAGS, I_CHAIN, I_CHEAD, I_CNEXT,
+  I_EXPTIME, I_HNEXT, I_NEXT, I_PREV, I_UTIME, I_VLEN, K_CARVE_NEXT, K_CARVE_PAGE, K_CHUNKS,
+  K_CHUNK_SIZE, K_COUNT, K_FREE_COUNT, K_FREE_HEAD, K_PER_PAGE, K_TOTAL_PAGES, MAGIC, S, SEG_MASK,
+  SEG_SHIFT, WARM, computeLayout,
 } from './layout.js';
 
 export interface StoreConfig {
@@ -50,6 +55,8 @@ const TAIL_SEARCH = 5;
 /** Segment moves done per link: bounds the work of one store while keeping caps converging. */
 const MAINTAIN_MOVES = 4;
 const EXPTIME_MAX = 0x7fffffff;
+/** The append/prepend/incr scratch buffer is kept between calls up to this size. */
+const SCRATCH_KEEP = 1024 * 1024;
 const U64_MASK = (1n << 64n) - 1n;
 const I63 = 1n << 63n;
 
@@ -82,6 +89,10 @@ export class Store {
   private readonly sizes: Uint32Array; // chunk size of class id i+1
   private readonly nClasses: number;
   private readonly maxChunk: number;
+  /** Value bytes a continuation chunk holds. */
+  private readonly contData: number;
+  /** Chunks of the largest class the whole shard has room for. */
+  private readonly maxChainChunks: number;
   private readonly casMul: number;
   private readonly casAdd: number;
   /** Mirrors of the header's flush state, read on every lookup. */
@@ -89,6 +100,13 @@ export class Store {
   private now = 0;
   /** Holds the old value during append/prepend: allocation may evict or move the old item. */
   private scratch: Uint8Array | null = null;
+  /**
+   * Chunks of a chained item being allocated (transient, within one store call; never survives it,
+   * so `attach` stays valid). They are invisible to eviction and page moves while held: they are
+   * neither linked nor IF_CHUNK, and only the largest class, which never gives up a page to
+   * itself, holds them.
+   */
+  private readonly held: number[] = [];
 
   /**
    * @param attach open a store another thread initialised, without touching it: every piece of
@@ -123,6 +141,8 @@ export class Store {
     this.sizes = Uint32Array.from(L.classSizes);
     this.nClasses = L.classSizes.length;
     this.maxChunk = L.classSizes[L.classSizes.length - 1]!;
+    this.contData = this.maxChunk - CHUNK_HEADER_BYTES;
+    this.maxChainChunks = L.pages * Math.floor(L.pageSize / this.maxChunk);
     this.casMul = cfg.shardCount;
     this.casAdd = cfg.shardIndex + 1;
     if (!attach) this.init(L.pageSize, L.pageAreaByte);
@@ -183,17 +203,16 @@ export class Store {
     const h = fnv1a32(key, 0, nkey);
     const old = this.lookup(key, h, false);
     let vlen = value.length;
-    let total = ITEM_HEADER_BYTES + nkey + vlen;
+    let src = value;
     // memcached allocates the new item before looking at the mode, so TooLarge wins over NotStored,
     // and (like memcached) an item that cannot be allocated is not counted in cmd_set.
-    if (total > this.maxChunk || memcachedItemSize(nkey, vlen) > this.itemSizeMax) {
+    if (memcachedItemSize(nkey, vlen) > this.itemSizeMax) {
       f[this.cnt + C.store_too_large]!++;
       if (mode === Mode.Set && old !== 0) this.remove(old);
       return Status.TooLarge;
     }
     f[this.cnt + C.cmd_set]!++;
     let exp = this.realtime(exptime);
-    let prefixLen = -1; // >= 0: append/prepend, the old value sits in scratch
     switch (mode) {
       case Mode.Add:
         if (old !== 0) {
@@ -210,16 +229,21 @@ export class Store {
         if (cas !== 0 && cas !== f[old + F_CAS]) return Status.Exists;
         const w = old * 2;
         const ovlen = this.u32[w + I_VLEN]!;
-        total += ovlen;
         // The combined item not fitting is an allocation failure in memcached: NOT_STORED.
-        if (total > this.maxChunk || memcachedItemSize(nkey, vlen + ovlen) > this.itemSizeMax) return Status.NotStored;
+        if (memcachedItemSize(nkey, vlen + ovlen) > this.itemSizeMax) return Status.NotStored;
         flags = this.u32[w + I_CFLAGS]!;
         exp = this.i32[w + I_EXPTIME]!;
-        const vstart = old * 8 + B_KEY + nkey;
-        const scratch = this.scratch ?? (this.scratch = new Uint8Array(this.maxChunk));
-        scratch.set(this.u8.subarray(vstart, vstart + ovlen));
-        prefixLen = ovlen;
+        // Build the new value first: allocation may evict or move the old item.
+        const scratch = this.scratchFor(vlen + ovlen);
+        if (mode === Mode.Append) {
+          this.copyValue(old, scratch, 0);
+          scratch.set(value, ovlen);
+        } else {
+          scratch.set(value, 0);
+          this.copyValue(old, scratch, vlen);
+        }
         vlen += ovlen;
+        src = scratch.subarray(0, vlen);
         break;
       }
       case Mode.Cas: {
@@ -236,9 +260,10 @@ export class Store {
         break;
       }
     }
-    const cls = this.classFor(total);
+    const conts = this.contsFor(nkey, vlen);
+    const cls = conts === 0 ? this.classFor(ITEM_HEADER_BYTES + nkey + vlen) : this.nClasses;
     f[this.cf + cls * CLASS_F64_SLOTS + S.cmd_set]!++;
-    const ref = this.alloc(cls);
+    const ref = conts === 0 ? this.alloc(cls) : this.allocChain(conts);
     if (ref === 0) {
       f[this.cnt + C.store_no_memory]!++;
       f[this.cnt + C.cmd_set]!--; // memcached counts a set only once its item was allocated
@@ -251,18 +276,11 @@ export class Store {
     // LINKED bit still tells whether `old` is alive.
     if (old !== 0 && old !== ref && this.isLinked(old)) this.remove(old);
     const b = this.writeHeader(ref, cls, key, flags, exp, vlen);
-    const u8 = this.u8;
-    if (prefixLen < 0) {
-      u8.set(value, b);
+    if (conts === 0) {
+      this.u8.set(src, b);
     } else {
-      const scratch = this.scratch!.subarray(0, prefixLen);
-      if (mode === Mode.Append) {
-        u8.set(scratch, b);
-        u8.set(value, b + prefixLen);
-      } else {
-        u8.set(value, b);
-        u8.set(scratch, b + value.length);
-      }
+      this.attachChain(ref);
+      this.writeChained(ref, src);
     }
     this.link(ref, h, cls);
     this.lastRef = ref;
@@ -306,7 +324,13 @@ export class Store {
     const w = old * 2;
     const ovlen = this.u32[w + I_VLEN]!;
     const vstart = old * 8 + B_KEY + nkey;
-    const cur = parseU64(this.u8, vstart, vstart + ovlen);
+    const chained = this.u32[w + I_CHAIN] !== 0;
+    let whole: Uint8Array | null = null; // a chained value, copied out
+    if (chained) {
+      whole = this.scratchFor(ovlen);
+      this.copyValue(old, whole, 0);
+    }
+    const cur = whole === null ? parseU64(this.u8, vstart, vstart + ovlen) : parseU64(whole, 0, ovlen);
     if (cur < 0n) return Status.NonNumeric;
     let res: bigint;
     if (incr) res = (cur + delta) & U64_MASK;
@@ -318,8 +342,14 @@ export class Store {
     const u8 = this.u8;
     if (n <= ovlen) {
       // Like memcached: rewrite in place, padding with spaces (a later incr still parses it).
-      for (let i = 0; i < n; i++) u8[vstart + i] = digits.charCodeAt(i);
-      u8.fill(32, vstart + n, vstart + ovlen);
+      if (whole === null) {
+        for (let i = 0; i < n; i++) u8[vstart + i] = digits.charCodeAt(i);
+        u8.fill(32, vstart + n, vstart + ovlen);
+      } else {
+        for (let i = 0; i < n; i++) whole[i] = digits.charCodeAt(i);
+        whole.fill(32, n, ovlen);
+        this.writeChained(old, whole.subarray(0, ovlen));
+      }
       f[old + F_CAS] = this.nextCas();
       this.i32[w + I_UTIME] = this.now;
       this.lastRef = old;
@@ -397,9 +427,32 @@ export class Store {
     return this.u8.subarray(b, b + this.u8[ref * 8 + B_NKEY]!);
   }
 
-  valueOf(ref: number): Uint8Array {
-    const b = ref * 8 + B_KEY + this.u8[ref * 8 + B_NKEY]!;
-    return this.u8.subarray(b, b + this.u32[ref * 2 + I_VLEN]!);
+  valueLength(ref: number): number {
+    return this.u32[ref * 2 + I_VLEN]!;
+  }
+
+  /** Copies the item's value (valueLength bytes, possibly spread over a chain) into dest at pos. */
+  copyValue(ref: number, dest: Uint8Array, pos: number): void {
+    const u8 = this.u8;
+    const u32 = this.u32;
+    const nkey = u8[ref * 8 + B_NKEY]!;
+    const vlen = u32[ref * 2 + I_VLEN]!;
+    const b = ref * 8 + B_KEY + nkey;
+    let c = u32[ref * 2 + I_CHAIN]!;
+    if (c === 0) {
+      dest.set(u8.subarray(b, b + vlen), pos);
+      return;
+    }
+    let done = this.maxChunk - ITEM_HEADER_BYTES - nkey;
+    dest.set(u8.subarray(b, b + done), pos);
+    const cd = this.contData;
+    while (done < vlen && c !== 0) {
+      const n = Math.min(vlen - done, cd);
+      const s = c * 8 + CHUNK_HEADER_BYTES;
+      dest.set(u8.subarray(s, s + n), pos + done);
+      done += n;
+      c = u32[c * 2 + I_CNEXT]!;
+    }
   }
 
   flagsOf(ref: number): number {
@@ -518,6 +571,7 @@ export class Store {
     i32[w + I_UTIME] = this.now;
     u32[w + I_CFLAGS] = flags >>> 0;
     u32[w + I_VLEN] = vlen;
+    u32[w + I_CHAIN] = 0;
     this.f64[ref + F_CAS] = this.nextCas();
     const n = key.length;
     u8[b + B_NKEY] = n;
@@ -538,7 +592,7 @@ export class Store {
     this.u8[b + B_IFLAGS] = IF_LINKED;
     const cs = this.cu + cls * CLASS_U32_SLOTS;
     this.pushHead(cs, HOT, ref);
-    const size = ITEM_HEADER_BYTES + this.u8[b + B_NKEY]! + this.u32[ref * 2 + I_VLEN]!;
+    const size = this.itemBytes(this.u8[b + B_NKEY]!, this.u32[ref * 2 + I_VLEN]!);
     const f = this.f64;
     f[this.cnt + C.curr_items]!++;
     f[this.cnt + C.total_items]!++;
@@ -547,7 +601,10 @@ export class Store {
     this.maintain(cls);
   }
 
-  /** Takes the item out of the index and its LRU; its chunk is the caller's. */
+  /**
+   * Takes the item out of the index and its LRU and frees its continuation chunks; its head chunk
+   * is the caller's.
+   */
   private unlink(ref: number): void {
     const b = ref * 8;
     const u8 = this.u8;
@@ -571,20 +628,122 @@ export class Store {
     const cls = u8[b + B_CLSID]!;
     this.lruRemove(this.cu + cls * CLASS_U32_SLOTS, ref);
     u8[b + B_IFLAGS] = u8[b + B_IFLAGS]! & ~IF_LINKED;
-    const size = ITEM_HEADER_BYTES + nkey + u32[ref * 2 + I_VLEN]!;
+    const size = this.itemBytes(nkey, u32[ref * 2 + I_VLEN]!);
     const f = this.f64;
     f[this.cnt + C.curr_items]!--;
     f[this.cnt + C.bytes]! -= size;
     f[this.cf + cls * CLASS_F64_SLOTS + S.mem_requested]! -= size;
+    let c = u32[ref * 2 + I_CHAIN]!;
+    if (c !== 0) {
+      u32[ref * 2 + I_CHAIN] = 0;
+      const cs = this.cu + this.nClasses * CLASS_U32_SLOTS;
+      let n = 0;
+      while (c !== 0) {
+        const next = u32[c * 2 + I_CNEXT]!;
+        this.freeChunk(cs, c);
+        n++;
+        c = next;
+      }
+      u32[cs + K_CHUNKS]! -= n;
+    }
   }
 
-  /** Unlink and return the chunk to its class's free list. */
+  /** Unlink and return the chunk(s) to the free lists. */
   private remove(ref: number): void {
     this.unlink(ref);
-    const cs = this.cu + this.u8[ref * 8 + B_CLSID]! * CLASS_U32_SLOTS;
+    this.freeChunk(this.cu + this.u8[ref * 8 + B_CLSID]! * CLASS_U32_SLOTS, ref);
+  }
+
+  /** Puts an unlinked chunk on the free list of the class whose state block is cs. */
+  private freeChunk(cs: number, ref: number): void {
+    this.u8[ref * 8 + B_IFLAGS] = 0;
     this.u32[ref * 2 + I_HNEXT] = this.u32[cs + K_FREE_HEAD]!;
     this.u32[cs + K_FREE_HEAD] = ref;
     this.u32[cs + K_FREE_COUNT]!++;
+  }
+
+  // ---- chained items ----------------------------------------------------------------------
+
+  /** Continuation chunks an item needs: 0 when header + key + value fit the largest chunk. */
+  private contsFor(nkey: number, vlen: number): number {
+    const over = ITEM_HEADER_BYTES + nkey + vlen - this.maxChunk;
+    return over <= 0 ? 0 : Math.ceil(over / this.contData);
+  }
+
+  /**
+   * What an item counts in `bytes` and its class's mem_requested: header + key + value, plus a
+   * chunk header per continuation chunk (all of a chained item's chunks are in the largest class,
+   * so its whole size is that class's).
+   */
+  private itemBytes(nkey: number, vlen: number): number {
+    return ITEM_HEADER_BYTES + nkey + vlen + this.contsFor(nkey, vlen) * CHUNK_HEADER_BYTES;
+  }
+
+  private scratchFor(n: number): Uint8Array {
+    const s = this.scratch;
+    if (s !== null && s.length >= n) return s;
+    if (n > SCRATCH_KEEP) return new Uint8Array(n); // a one-off: do not keep a huge buffer alive
+    return (this.scratch = new Uint8Array(Math.max(n, this.maxChunk)));
+  }
+
+  /**
+   * 1 + conts chunks of the largest class; returns the head (the others wait in `held` for
+   * attachChain), or 0 with nothing held when memory cannot be found.
+   */
+  private allocChain(conts: number): number {
+    const cls = this.nClasses;
+    const held = this.held;
+    held.length = 0;
+    if (conts + 1 > this.maxChainChunks) {
+      this.f64[this.cf + cls * CLASS_F64_SLOTS + S.outofmemory]!++;
+      return 0;
+    }
+    for (let i = 0; i <= conts; i++) {
+      const r = this.alloc(cls);
+      if (r === 0) {
+        const cs = this.cu + cls * CLASS_U32_SLOTS;
+        for (const c of held) this.freeChunk(cs, c);
+        held.length = 0;
+        return 0;
+      }
+      held.push(r);
+    }
+    return held[0]!;
+  }
+
+  /** Links the chunks allocChain left in `held` behind the head `ref` (= held[0]). */
+  private attachChain(ref: number): void {
+    const held = this.held;
+    const u32 = this.u32;
+    const u8 = this.u8;
+    const cls = this.nClasses;
+    u32[ref * 2 + I_CHAIN] = held[1]!;
+    for (let i = 1; i < held.length; i++) {
+      const c = held[i]!;
+      u32[c * 2 + I_CNEXT] = held[i + 1] ?? 0;
+      u32[c * 2 + I_CHEAD] = ref;
+      u8[c * 8 + B_CLSID] = cls;
+      u8[c * 8 + B_IFLAGS] = IF_CHUNK;
+    }
+    u32[this.cu + cls * CLASS_U32_SLOTS + K_CHUNKS]! += held.length - 1;
+    held.length = 0;
+  }
+
+  /** Writes a chained item's whole value (src.length = its vlen) over its chunks. */
+  private writeChained(ref: number, src: Uint8Array): void {
+    const u8 = this.u8;
+    const u32 = this.u32;
+    const nkey = u8[ref * 8 + B_NKEY]!;
+    let done = this.maxChunk - ITEM_HEADER_BYTES - nkey;
+    u8.set(src.subarray(0, done), ref * 8 + B_KEY + nkey);
+    const cd = this.contData;
+    let c = u32[ref * 2 + I_CHAIN]!;
+    while (done < src.length && c !== 0) {
+      const n = Math.min(src.length - done, cd);
+      u8.set(src.subarray(done, done + n), c * 8 + CHUNK_HEADER_BYTES);
+      done += n;
+      c = u32[c * 2 + I_CNEXT]!;
+    }
   }
 
   private pushHead(cs: number, seg: number, ref: number): void {
@@ -722,7 +881,10 @@ export class Store {
     const i = u32[cs + K_CARVE_NEXT]!;
     if (i >= u32[cs + K_PER_PAGE]!) return 0;
     u32[cs + K_CARVE_NEXT] = i + 1;
-    return this.pageRef0 + (cp - 1) * this.pageRefs + i * (u32[cs + K_CHUNK_SIZE]! / 8);
+    const r = this.pageRef0 + (cp - 1) * this.pageRefs + i * (u32[cs + K_CHUNK_SIZE]! / 8);
+    // The page may hold another class's old bytes: never let them pass for item flags.
+    this.u8[r * 8 + B_IFLAGS] = 0;
+    return r;
   }
 
   private givePage(cls: number, page: number): void {
@@ -795,7 +957,8 @@ export class Store {
   }
 
   /**
-   * Slab rebalancing: moves a page from another class to `cls` when `cls` has no page at all, or
+   * Slab rebalancing: moves a page from another class to `cls` when `cls` has no page at all (or
+   * nothing it could evict: all its chunks held by a chained item being allocated), or
    * when another class with >= 2 pages keeps much older data than `cls` (its tail is at least
    * twice as old, and 2+ seconds older). Without this, the first value sizes seen would own the
    * memory forever (slab calcification).
@@ -804,11 +967,11 @@ export class Store {
     const u32 = this.u32;
     const cs = this.cu + cls * CLASS_U32_SLOTS;
     const mine = u32[cs + K_TOTAL_PAGES]!;
-    let myAge = 0;
-    if (mine > 0) {
-      const t = this.oldest(cs);
-      if (t !== 0) myAge = this.now - this.i32[t * 2 + I_ATIME]!;
-    }
+    const mineT = mine > 0 ? this.oldest(cs) : 0;
+    const myAge = mineT !== 0 ? this.now - this.i32[mineT * 2 + I_ATIME]! : 0;
+    // No page, or pages but nothing to evict (every chunk held by a chained item being built):
+    // take a page from any class that has one.
+    const needy = mineT === 0;
     let best = 0;
     let bestRich = false;
     let bestAge = -1;
@@ -816,11 +979,11 @@ export class Store {
       if (v === cls) continue;
       const vs = this.cu + v * CLASS_U32_SLOTS;
       const vp = u32[vs + K_TOTAL_PAGES]!;
-      if (vp === 0 || (vp < 2 && mine > 0)) continue;
+      if (vp === 0 || (vp < 2 && !needy)) continue;
       const t = this.oldest(vs);
       const age = t === 0 ? Infinity : this.now - this.i32[t * 2 + I_ATIME]!;
       const rich = vp >= 2;
-      if (mine > 0 && !(age >= 2 * myAge && age >= myAge + 2)) continue;
+      if (!needy && !(age >= 2 * myAge && age >= myAge + 2)) continue;
       // Prefer classes that keep a page afterwards, then the oldest data.
       if (best === 0 || (rich && !bestRich) || (rich === bestRich && age > bestAge)) {
         best = v;
@@ -857,18 +1020,20 @@ export class Store {
     const base = this.pageRef0 + page * this.pageRefs;
     const end = base + this.pageRefs;
     const step = u32[vs + K_CHUNK_SIZE]! / 8;
-    let free = 0;
+    const u8 = this.u8;
     for (let i = 0; i < carved; i++) {
       const r = base + i * step;
-      if (this.isLinked(r)) {
-        if (this.dead(r) !== 0) this.countReclaim(r, v);
-        else this.countEviction(r, v);
-        this.unlink(r);
-      } else {
-        free++;
-      }
+      const fl = u8[r * 8 + B_IFLAGS]!;
+      let head: number;
+      if ((fl & IF_LINKED) !== 0) head = r;
+      else if ((fl & IF_CHUNK) !== 0) head = u32[r * 2 + I_CHEAD]!; // evict the whole chained item
+      else continue;
+      if (this.dead(head) !== 0) this.countReclaim(head, v);
+      else this.countEviction(head, v);
+      // Frees every chunk of the item, this page's too (dropped from the free list just below).
+      this.remove(head);
     }
-    if (free > 0) {
+    {
       // Drop this page's chunks from v's free list.
       let prev = 0;
       let r = u32[vs + K_FREE_HEAD]!;
