@@ -26,6 +26,8 @@ function parseArgs(argv: string[]): Config {
     .option('verbose', { alias: 'v', type: 'count', describe: 'verbose (print errors/warnings); -vv also prints client commands' })
     .option('enable-shutdown', { alias: 'A', type: 'boolean', default: false, describe: 'enable the ascii "shutdown" command' })
     .option('udp-port', { alias: 'U', type: 'number', default: 0, describe: 'UDP port (0 = off, the only value supported)' })
+    .option('metrics-port', { type: 'number', default: 9150, describe: 'Prometheus /metrics HTTP port (memcached_exporter\'s; 0 = off)' })
+    .option('metrics-listen', { type: 'string', describe: 'interface for /metrics (default: as --listen)' })
     .option('extended', { alias: 'o', type: 'string', array: true, default: [] as string[], describe: 'comma separated memcached -o key=value options' })
     .option('version', { alias: 'V', type: 'boolean', describe: 'print version and exit' })
     .help('help')
@@ -53,6 +55,8 @@ function parseArgs(argv: string[]): Config {
     verbosity: args.verbose,
     enableShutdown: args['enable-shutdown'],
     udpPort: args['udp-port'],
+    metricsPort: args['metrics-port'],
+    metricsListen: args['metrics-listen'],
     extras: parseExtras(args.extended),
   });
 }

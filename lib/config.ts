@@ -18,6 +18,9 @@ export interface Config {
   verbosity: number;
   enableShutdown: boolean;
   udpPort: number;
+  /** Prometheus endpoint port (0 = off) and interface (undefined = as `listen`). */
+  metricsPort: number;
+  metricsListen: string | undefined;
   /** `-o key=value` extras. */
   extras: Record<string, string>;
 }
@@ -68,6 +71,7 @@ function int(flag: string, value: number, min: number, max: number): number {
 /** Checks a raw config and returns it, or throws a ConfigError naming the flag. */
 export function validate(c: Config): Config {
   int('-p/--port', c.port, 0, 65535);
+  int('--metrics-port', c.metricsPort, 0, 65535);
   int('-c/--conn-limit', c.connLimit, 1, 1_000_000);
   int('-t/--threads', c.threads, 1, 256);
   int('-m/--memory-limit', c.memoryLimitMb, 1, 1024 * 1024);

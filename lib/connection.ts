@@ -24,6 +24,8 @@ export interface ConnectionHost {
    * the earlier replies, or undefined when the host fills the slot itself later.
    */
   local(cmd: LocalCommand, conn: Connection, slot: number): string | null | undefined;
+  /** Record a command's latency (seconds) under its metrics name (see `metricsName`). */
+  observeLatency(command: string, seconds: number): void;
   countRead(bytes: number): void;
   countWritten(bytes: number): void;
   readonly verbosity: number;
@@ -51,12 +53,13 @@ export class Connection implements ReplySink {
   private replies: Array<Buffer | undefined> = [];
   private base = 0;
   /**
-   * This connection's commands waiting in shard queues: slot -> shard (ALL_SHARDS for flush_all),
+   * This connection's commands waiting in shard queues: slot -> shard (ALL_SHARDS for flush_all)
+   * with when the command was parsed and its name for the latency metric,
    * and their count per shard. A command may run inline only on a shard where none of this
    * connection's earlier commands still wait, so a connection's commands never overtake each
    * other; other connections' queued commands are concurrent with it and may be overtaken.
    */
-  private readonly queuedSlots = new Map<number, number>();
+  private readonly queuedSlots = new Map<number, { shard: number; started: number; command: string }>();
   private readonly queuedOn: Int32Array;
   private closing = false;
   private paused = false;
@@ -128,6 +131,7 @@ export class Connection implements ReplySink {
         pos += skip;
         continue;
       }
+      const started = performance.now();
       const kind = parser.parse(buf, pos, end);
       if (kind === Parsed.Incomplete) {
         this.need = parser.need;
@@ -138,7 +142,7 @@ export class Connection implements ReplySink {
         case Parsed.Key: {
           const cmd = parser.keyCommand!;
           if (cmd.op === Op.SetTooLarge) this.swallow = parser.swallow;
-          this.dispatch(cmd, this.reserve());
+          this.dispatch(cmd, this.reserve(), started, OP_NAMES[cmd.op]!);
           break;
         }
         case Parsed.MultiGet: {
@@ -159,15 +163,20 @@ export class Connection implements ReplySink {
               noreply: false,
               end: i === keys.length - 1,
             };
-            this.dispatch(cmd, this.reserve());
+            // the whole get is timed by its last key, whose reply carries END
+            this.dispatch(cmd, this.reserve(), started, cmd.end ? OP_NAMES[cmd.op]! : '');
           }
           break;
         }
         case Parsed.Local: {
+          const local = parser.local!;
           const slot = this.reserve();
-          if (parser.local!.kind === 'flush_all') this.queued(slot, ALL_SHARDS);
-          const reply = host.local(parser.local!, this, slot);
-          if (reply !== undefined) this.fill(slot, reply === null ? CLOSE_MARK : Buffer.from(reply, 'latin1'));
+          if (local.kind === 'flush_all') this.queued(slot, ALL_SHARDS, started, local.kind);
+          const reply = host.local(local, this, slot);
+          if (reply !== undefined) {
+            this.fill(slot, reply === null ? CLOSE_MARK : Buffer.from(reply, 'latin1'));
+            host.observeLatency(local.kind, (performance.now() - started) / 1000);
+          }
           break;
         }
         case Parsed.Reply:
@@ -184,14 +193,16 @@ export class Connection implements ReplySink {
     return Math.min(pos, end);
   }
 
-  private dispatch(cmd: KeyCommand, slot: number): void {
+  /** Run or queue a key command; `command` names it for the latency metric ('' = not timed). */
+  private dispatch(cmd: KeyCommand, slot: number, started: number, command: string): void {
     const shard = this.host.shardOf(cmd.key);
     const inline = this.queuedOn[shard] === 0;
-    if (!this.host.dispatch(shard, cmd, this, slot, inline)) this.queued(slot, shard);
+    if (!this.host.dispatch(shard, cmd, this, slot, inline)) this.queued(slot, shard, started, command);
+    else if (command !== '') this.host.observeLatency(command, (performance.now() - started) / 1000);
   }
 
-  private queued(slot: number, shard: number): void {
-    this.queuedSlots.set(slot, shard);
+  private queued(slot: number, shard: number, started: number, command: string): void {
+    this.queuedSlots.set(slot, { shard, started, command });
     if (shard === ALL_SHARDS) for (let i = 0; i < this.queuedOn.length; i++) this.queuedOn[i]!++;
     else this.queuedOn[shard]!++;
   }
@@ -209,9 +220,11 @@ export class Connection implements ReplySink {
     this.replies[slot - this.base] = reply;
     this.unsentBytes += reply.length;
     if (this.queuedSlots.size === 0) return;
-    const shard = this.queuedSlots.get(slot);
-    if (shard === undefined) return;
+    const queued = this.queuedSlots.get(slot);
+    if (queued === undefined) return;
     this.queuedSlots.delete(slot);
+    if (queued.command !== '') this.host.observeLatency(queued.command, (performance.now() - queued.started) / 1000);
+    const shard = queued.shard;
     if (shard === ALL_SHARDS) for (let i = 0; i < this.queuedOn.length; i++) this.queuedOn[i]!--;
     else this.queuedOn[shard]!--;
   }
@@ -284,4 +297,11 @@ export class Connection implements ReplySink {
 }
 
 const END = Buffer.from('END\r\n');
+
+/** Names of shard operations in metrics (memcached's command names). */
+export const OP_NAMES: Record<number, string> = {
+  [Op.Get]: 'get', [Op.Gets]: 'gets', [Op.Gat]: 'gat', [Op.Gats]: 'gats', [Op.Set]: 'set', [Op.Add]: 'add',
+  [Op.Replace]: 'replace', [Op.Append]: 'append', [Op.Prepend]: 'prepend', [Op.Cas]: 'cas', [Op.Delete]: 'delete',
+  [Op.Incr]: 'incr', [Op.Decr]: 'decr', [Op.Touch]: 'touch', [Op.SetTooLarge]: 'set',
+};
 const ALL_SHARDS = -1;

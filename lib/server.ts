@@ -2,6 +2,7 @@
  * The daemon: TCP listener, connection limit, routing of key commands to shards, and the commands
  * the front end answers itself (version, verbosity, quit, shutdown, flush_all, stats).
  */
+import type http from 'node:http';
 import net from 'node:net';
 import type { Config } from './config.js';
 import { shardStoreConfigs } from './config.js';
@@ -12,6 +13,9 @@ import { processStartedNow, serverClock } from './clock.js';
 import { GarbageBound } from './gc.js';
 import { HashRing } from './router.js';
 import { ShardSet, type ReplySink } from './shards/shard-set.js';
+import { Exporter } from './metrics/exporter.js';
+import type { HistogramChild } from './metrics/histogram.js';
+import { serveMetrics } from './metrics/http.js';
 import { StatsReporter } from './stats.js';
 import { MEMCACHED_VERSION } from './version.js';
 
@@ -24,6 +28,8 @@ export interface ServerCounters {
   rejectedConnections: number;
   bytesRead: number;
   bytesWritten: number;
+  /** flush_all commands (each shard counts its own flush too: this is the command count). */
+  flushCommands: number;
 }
 
 export class Server implements ConnectionHost {
@@ -37,12 +43,17 @@ export class Server implements ConnectionHost {
     rejectedConnections: 0,
     bytesRead: 0,
     bytesWritten: 0,
+    flushCommands: 0,
   };
   verbosity: number;
   readonly connections = new Set<Connection>();
   readonly shards: ShardSet;
   private readonly ring: HashRing;
   private readonly stats: StatsReporter;
+  private readonly exporter: Exporter;
+  private metricsServer: http.Server | null = null;
+  /** Latency histogram children by command name, created on first use. */
+  private readonly latency = new Map<string, HistogramChild>();
   private readonly listener: net.Server;
   private nextConnId = 0;
   private readonly garbage = new GarbageBound();
@@ -54,6 +65,12 @@ export class Server implements ConnectionHost {
     this.ring = new HashRing(config.threads);
     this.shards = new ShardSet(shardStoreConfigs(config), this.processStarted, (level, msg) => this.log(level, msg));
     this.stats = new StatsReporter(this);
+    this.exporter = new Exporter(
+      this.stats,
+      () => this.shards.shards,
+      () => this.stats.shardStats().map((s) => s.counters),
+    );
+    for (const shard of this.shards.shards) shard.batchSizes = this.exporter.batchSize.child({ shard: String(shard.index) });
     this.listener = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
   }
 
@@ -66,6 +83,10 @@ export class Server implements ConnectionHost {
         resolve();
       });
     });
+    if (this.config.metricsPort !== 0) {
+      const host = this.config.metricsListen ?? this.config.listen;
+      this.metricsServer = await serveMetrics(this.exporter, this.config.metricsPort, host, (level, msg) => this.log(level, msg));
+    }
     const address = this.listener.address() as net.AddressInfo;
     this.log(1, `memshard listening on ${address.address}:${address.port} with ${this.config.threads} shards`);
     return address;
@@ -123,6 +144,7 @@ export class Server implements ConnectionHost {
         this.verbosity = Math.min(cmd.level, 2);
         return cmd.noreply ? '' : 'OK\r\n';
       case 'flush_all':
+        this.counters.flushCommands++;
         // answered once applied everywhere, so this connection's next gets may read shared memory
         this.broadcast(Op.FlushAll, cmd.delay, () => {
           conn.fill(slot, cmd.noreply ? EMPTY : OK);
@@ -181,6 +203,15 @@ export class Server implements ConnectionHost {
     for (let shard = 0; shard < this.config.threads; shard++) this.shards.enqueue(shard, keyless(op, exptime, sink === null), sink, 0);
   }
 
+  observeLatency(command: string, seconds: number): void {
+    let child = this.latency.get(command);
+    if (child === undefined) {
+      child = this.exporter.latency.child({ command, protocol: 'text' });
+      this.latency.set(command, child);
+    }
+    child.observe(seconds);
+  }
+
   countRead(bytes: number): void {
     this.counters.bytesRead += bytes;
     this.garbage.allocated(bytes);
@@ -198,6 +229,7 @@ export class Server implements ConnectionHost {
     if (this.closed) return;
     this.closed = true;
     this.listener.close();
+    this.metricsServer?.close();
     for (const conn of this.connections) conn.socket.destroy();
     await this.shards.close();
   }

@@ -67,7 +67,8 @@ export class StatsReporter {
     }
   }
 
-  private shardStats(): ShardStats[] {
+  /** Every shard's counters and classes, read from shared memory now. */
+  shardStats(): ShardStats[] {
     const now = this.now();
     return this.server.shards.shards.map((s) => readShardStats(s.sab, s.config, now));
   }
@@ -105,7 +106,7 @@ export class StatsReporter {
       ['connection_structures', c.currConnections],
       ['reserved_fds', 0],
     ];
-    for (const name of COMMAND_COUNTERS) rows.push([name, total(name)]);
+    for (const name of COMMAND_COUNTERS) rows.push([name, name === 'cmd_flush' ? c.flushCommands : total(name)]);
     rows.push(
       ['auth_cmds', 0],
       ['auth_errors', 0],
@@ -229,6 +230,7 @@ export class StatsReporter {
     c.rejectedConnections = 0;
     c.bytesRead = 0;
     c.bytesWritten = 0;
+    c.flushCommands = 0;
   }
 }
 

@@ -211,13 +211,16 @@ export function startMemcached(opts: { threads: number; memoryMb: number }): Pro
   ]);
 }
 
-export function startMemshard(opts: { threads: number; memoryMb: number }): Promise<Server> {
+/** A memshard daemon; its metrics endpoint is off unless `args` choose a --metrics-port. */
+export function startMemshard(opts: { threads: number; memoryMb: number; args?: string[] }): Promise<Server> {
   if (!fs.existsSync(memshardCli)) {
     return Promise.reject(new Error(`${memshardCli} does not exist: run \`npm run build\` first`));
   }
   return startServer(`memshard -t ${opts.threads}`, process.execPath, (port) => [
     memshardCli, '-p', String(port), '-l', '127.0.0.1', '-U', '0',
     '-t', String(opts.threads), '-m', String(opts.memoryMb),
+    ...(opts.args?.includes('--metrics-port') ? [] : ['--metrics-port', '0']),
+    ...(opts.args ?? []),
   ]);
 }
 

@@ -46,6 +46,8 @@ class Shard {
   /** Off while the worker is being replaced: its store is not to be read then. */
   private readable = false;
   batches = 0;
+  /** Where batch sizes are recorded for metrics, when enabled. */
+  batchSizes: { observe(value: number): void } | null = null;
   /** Workers replaced after dying (counted once the replacement serves). */
   restarts = 0;
   inlineCommands = 0;
@@ -117,6 +119,7 @@ class Shard {
 
   send(): void {
     if (this.writer.count === 0) return;
+    this.batchSizes?.observe(this.writer.count);
     const batch = this.writer.take();
     this.inflight.push({ sinks: this.sinks, slots: this.slots });
     this.sinks = [];

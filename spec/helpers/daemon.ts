@@ -4,6 +4,7 @@
 // Everything here is bounded in time, and every process started here is killed on stop(),
 // and (as a safety net) with SIGKILL when the test process exits.
 import { spawn, type ChildProcess } from 'node:child_process';
+import http from 'node:http';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 
@@ -185,13 +186,45 @@ function launch(cmd: string, argv: (port: number) => string[], what: string): Pr
   })();
 }
 
-/** Start the compiled memshard daemon (dist-test/lib/cli.js) on a free port. */
+/**
+ * Start the compiled memshard daemon (dist-test/lib/cli.js) on a free port. The Prometheus
+ * endpoint is off (`--metrics-port 0`) unless args choose a port: otherwise every test daemon
+ * would try to bind the default 9150.
+ */
 export function startDaemon(args: string[] = []): Promise<Daemon> {
+  const metrics = args.some((a) => a === '--metrics-port' || a.startsWith('--metrics-port=')) ? [] : ['--metrics-port', '0'];
   return launch(
     process.execPath,
-    (port) => [cliPath, '-p', String(port), '-l', '127.0.0.1', ...args],
+    (port) => [cliPath, '-p', String(port), '-l', '127.0.0.1', ...metrics, ...args],
     'memshard',
   );
+}
+
+/**
+ * GET an http:// URL; resolves with the status and the body (utf8) whatever the status,
+ * rejects on a connection error or when the whole exchange takes longer than timeoutMs.
+ */
+export function httpGet(url: string, timeoutMs = 5000): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    const finish = (e: Error | null, r?: { status: number; body: string }) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      if (e) {
+        req.destroy();
+        reject(e);
+      } else resolve(r!);
+    };
+    const req = http.get(url, { agent: false, headers: { connection: 'close' } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => finish(null, { status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', (e) => finish(e));
+    });
+    const timer = setTimeout(() => finish(new Error(`GET ${url}: no complete reply within ${timeoutMs} ms`)), timeoutMs);
+    req.on('error', (e) => finish(e));
+  });
 }
 
 /** Start /usr/bin/memcached on a free port (with -u root when running as root). */

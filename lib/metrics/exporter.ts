@@ -1,0 +1,222 @@
+/**
+ * Prometheus metrics: the series of prometheus/memcached_exporter 0.16 (same names, labels and
+ * derivations, so its dashboards and alerts work unchanged), computed from the same `stats` rows
+ * memcached_exporter would scrape, plus memshard's own (latency, shards) and the process metrics.
+ * Everything is read at scrape time from counters and the shards' shared memory: no message to
+ * any worker.
+ */
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import type { StatsReporter } from '../stats.js';
+import { MEMCACHED_VERSION } from '../version.js';
+import { FastHistogram } from './histogram.js';
+
+/** Command latency buckets, seconds: 10 us .. 1 s. */
+const LATENCY_BUCKETS = [1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 0.5, 1];
+/** Commands per shard batch. */
+const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
+
+/** A consistent view of all stats, taken once per scrape. */
+interface Snapshot {
+  general: Map<string, number>;
+  settings: Map<string, number>;
+  /** slab id -> field -> value, from `stats items` and `stats slabs`. */
+  slabs: Map<string, Map<string, number>>;
+}
+
+/** What the exporter reads from the daemon, per shard. */
+export interface ShardView {
+  readonly index: number;
+  readonly restarts: number;
+  readonly inlineCommands: number;
+  readonly batches: number;
+}
+
+export class Exporter {
+  readonly registry = new Registry();
+  readonly latency: FastHistogram;
+  readonly batchSize: FastHistogram;
+  private snap: Snapshot = { general: new Map(), settings: new Map(), slabs: new Map() };
+
+  constructor(
+    private readonly stats: StatsReporter,
+    private readonly shards: () => readonly ShardView[],
+    private readonly shardCounters: () => ReadonlyArray<Record<string, number>>,
+  ) {
+    const reg = this.registry;
+    this.latency = new FastHistogram(
+      'memshard_command_duration_seconds',
+      'Time from a request being parsed to its reply being ready, by command and protocol.',
+      LATENCY_BUCKETS,
+      reg,
+    );
+    this.batchSize = new FastHistogram('memshard_shard_batch_commands', 'Commands per batch sent to a shard worker.', BATCH_BUCKETS, reg);
+    collectDefaultMetrics({ register: reg });
+    // gauges whose names end in _total fail promtool's lint; their twins without it remain
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+      reg.removeSingleMetric(name);
+    }
+    this.defineMemcachedSeries();
+    this.defineShardSeries();
+  }
+
+  /** The exposition text, from one fresh snapshot of the stats. */
+  async scrape(): Promise<string> {
+    this.snap = this.snapshot();
+    return this.registry.metrics();
+  }
+
+  private snapshot(): Snapshot {
+    const toMap = (rows: Array<[string, string | number]>) => new Map(rows.map(([k, v]) => [k, Number(v)]));
+    const slabs = new Map<string, Map<string, number>>();
+    const addSlabRows = (rows: Array<[string, string | number]>) => {
+      for (const [key, value] of rows) {
+        const m = /^(?:items:)?(\d+):(\w+)$/.exec(key);
+        if (m === null) continue;
+        const fields = slabs.get(m[1]!) ?? new Map<string, number>();
+        fields.set(m[2]!, Number(value));
+        slabs.set(m[1]!, fields);
+      }
+    };
+    addSlabRows(this.stats.items());
+    addSlabRows(this.stats.slabs());
+    return { general: toMap(this.stats.general()), settings: toMap(this.stats.settings()), slabs };
+  }
+
+  private stat(name: string): number {
+    return this.snap.general.get(name) ?? 0;
+  }
+
+  private defineMemcachedSeries(): void {
+    const reg = this.registry;
+    const stat = (name: string) => this.stat(name);
+    const gauge = (name: string, help: string, value: () => number) =>
+      new Gauge({ name, help, registers: [reg], collect() { this.set(value()); } });
+    const counter = (name: string, help: string, value: () => number) =>
+      new Counter({ name, help, registers: [reg], collect() { this.reset(); this.inc(value()); } });
+
+    gauge('memcached_up', 'Could the memcached server be reached.', () => 1);
+    // a counter in memcached_exporter; a gauge here so that promtool's lint passes (a counter must
+    // end in _total), and queries are the same
+    gauge('memcached_uptime_seconds', 'Number of seconds since the server started.', () => stat('uptime'));
+    gauge('memcached_time_seconds', 'Current UNIX time according to the server.', () => stat('time'));
+    new Gauge({
+      name: 'memcached_version',
+      help: 'The version of this memcached server.',
+      labelNames: ['version'],
+      registers: [reg],
+      collect() { this.set({ version: MEMCACHED_VERSION }, 1); },
+    });
+    counter('memcached_process_user_cpu_seconds_total', 'Accumulated user time for this process.', () => stat('rusage_user'));
+    counter('memcached_process_system_cpu_seconds_total', 'Accumulated system time for this process.', () => stat('rusage_system'));
+    gauge('memcached_current_bytes', 'Current number of bytes used to store items.', () => stat('bytes'));
+    gauge('memcached_limit_bytes', 'Number of bytes this server is allowed to use for storage.', () => stat('limit_maxbytes'));
+    gauge('memcached_current_items', 'Current number of items stored by this instance.', () => stat('curr_items'));
+    counter('memcached_items_total', 'Total number of items stored during the life of this instance.', () => stat('total_items'));
+    counter('memcached_items_evicted_total', 'Total number of valid items removed from cache to free memory for new items.', () => stat('evictions'));
+    counter('memcached_items_reclaimed_total', 'Total number of times an entry was stored using memory from an expired entry.', () => stat('reclaimed'));
+    counter('memcached_item_too_large_total', 'The number of times an item exceeded the max-item-size when being stored.', () => stat('store_too_large'));
+    counter('memcached_item_no_memory_total', 'The number of times an item could not be stored due to no more memory.', () => stat('store_no_memory'));
+    counter('memcached_read_bytes_total', 'Total number of bytes read by this server from network.', () => stat('bytes_read'));
+    counter('memcached_written_bytes_total', 'Total number of bytes sent by this server to network.', () => stat('bytes_written'));
+    gauge('memcached_current_connections', 'Current number of open connections.', () => stat('curr_connections'));
+    gauge('memcached_max_connections', 'Maximum number of clients allowed.', () => this.snap.settings.get('maxconns') ?? 0);
+    counter('memcached_connections_total', 'Total number of connections opened since the server started running.', () => stat('total_connections'));
+    counter('memcached_connections_rejected_total', 'Total number of connections rejected due to hitting the max connection limit.', () => stat('rejected_connections'));
+    counter('memcached_slabs_moved_total', 'Total number of slab pages moved.', () => stat('slabs_moved'));
+
+    // memcached_exporter's derivation of commands_total from the stats counters
+    const commands: Array<[string, string, () => number]> = [
+      ['get', 'hit', () => stat('get_hits')],
+      ['get', 'miss', () => stat('get_misses')],
+      ['delete', 'hit', () => stat('delete_hits')],
+      ['delete', 'miss', () => stat('delete_misses')],
+      ['incr', 'hit', () => stat('incr_hits')],
+      ['incr', 'miss', () => stat('incr_misses')],
+      ['decr', 'hit', () => stat('decr_hits')],
+      ['decr', 'miss', () => stat('decr_misses')],
+      ['cas', 'hit', () => stat('cas_hits')],
+      ['cas', 'miss', () => stat('cas_misses')],
+      ['cas', 'badval', () => stat('cas_badval')],
+      ['touch', 'hit', () => stat('touch_hits')],
+      ['touch', 'miss', () => stat('touch_misses')],
+      ['set', 'hit', () => stat('cmd_set') - stat('cas_hits') - stat('cas_misses') - stat('cas_badval')],
+      ['flush', 'hit', () => stat('cmd_flush')],
+    ];
+    new Counter({
+      name: 'memcached_commands_total',
+      help: 'Total number of all requests broken down by command (get, set, etc.) and status.',
+      labelNames: ['command', 'status'],
+      registers: [reg],
+      collect() {
+        this.reset();
+        for (const [command, status, value] of commands) this.inc({ command, status }, value());
+      },
+    });
+
+    // per slab class, from `stats items` and `stats slabs`
+    const slabs = () => this.snap.slabs;
+    const slabSeries = (name: string, help: string, field: string, type: 'gauge' | 'counter') => {
+      const collect = function (this: Gauge<'slab'> | Counter<'slab'>) {
+        this.reset();
+        for (const [slab, fields] of slabs()) {
+          const value = fields.get(field);
+          if (value === undefined) continue;
+          if (this instanceof Gauge) this.set({ slab }, value);
+          else this.inc({ slab }, value);
+        }
+      };
+      const options = { name, help, labelNames: ['slab'] as const, registers: [reg], collect };
+      return type === 'gauge' ? new Gauge(options) : new Counter(options);
+    };
+    slabSeries('memcached_slab_current_items', 'Number of items currently stored in this slab class.', 'number', 'gauge');
+    slabSeries('memcached_slab_hot_items', 'Number of items presently stored in the HOT LRU.', 'number_hot', 'gauge');
+    slabSeries('memcached_slab_warm_items', 'Number of items presently stored in the WARM LRU.', 'number_warm', 'gauge');
+    slabSeries('memcached_slab_cold_items', 'Number of items presently stored in the COLD LRU.', 'number_cold', 'gauge');
+    slabSeries('memcached_slab_items_age_seconds', 'Number of seconds the oldest item has been in the slab class.', 'age', 'gauge');
+    slabSeries('memcached_slab_items_evicted_total', 'Total number of times an item had to be evicted from the LRU before it expired.', 'evicted', 'counter');
+    slabSeries('memcached_slab_items_evicted_nonzero_total', 'Total number of times an item which had an explicit expire time set had to be evicted from the LRU before it expired.', 'evicted_nonzero', 'counter');
+    slabSeries('memcached_slab_items_evicted_unfetched_total', 'Total number of items evicted and never fetched.', 'evicted_unfetched', 'counter');
+    slabSeries('memcached_slab_items_expired_unfetched_total', 'Total number of valid items evicted from the LRU which were never touched after being set.', 'expired_unfetched', 'counter');
+    slabSeries('memcached_slab_items_outofmemory_total', 'Total number of items for this slab class that have triggered an out of memory error.', 'outofmemory', 'counter');
+    slabSeries('memcached_slab_items_reclaimed_total', 'Total number of items reclaimed.', 'reclaimed', 'counter');
+    slabSeries('memcached_slab_items_crawler_reclaimed_total', 'Total number of items freed by the LRU Crawler.', 'crawler_reclaimed', 'counter');
+    slabSeries('memcached_slab_mem_requested_bytes', 'Number of bytes of memory actual items take up within a slab.', 'mem_requested', 'gauge');
+    slabSeries('memcached_slab_chunk_size_bytes', 'Number of bytes allocated to each chunk within this slab class.', 'chunk_size', 'gauge');
+    slabSeries('memcached_slab_chunks_per_page', 'Number of chunks within a single page for this slab class.', 'chunks_per_page', 'gauge');
+    slabSeries('memcached_slab_current_pages', 'Number of pages allocated to this slab class.', 'total_pages', 'gauge');
+    slabSeries('memcached_slab_current_chunks', 'Number of chunks allocated to this slab class.', 'total_chunks', 'gauge');
+    slabSeries('memcached_slab_chunks_used', 'Number of chunks allocated to an item.', 'used_chunks', 'gauge');
+    slabSeries('memcached_slab_chunks_free', 'Number of chunks not yet allocated items.', 'free_chunks', 'gauge');
+    slabSeries('memcached_slab_chunks_free_end', 'Number of free chunks at the end of the last allocated page.', 'free_chunks_end', 'gauge');
+  }
+
+  private defineShardSeries(): void {
+    const reg = this.registry;
+    const perShard = (name: string, help: string, type: 'gauge' | 'counter', value: (shard: number) => number) => {
+      const shards = this.shards;
+      const collect = function (this: Gauge<'shard'> | Counter<'shard'>) {
+        this.reset();
+        for (const s of shards()) {
+          if (this instanceof Gauge) this.set({ shard: String(s.index) }, value(s.index));
+          else this.inc({ shard: String(s.index) }, value(s.index));
+        }
+      };
+      const options = { name, help, labelNames: ['shard'] as const, registers: [reg], collect };
+      return type === 'gauge' ? new Gauge(options) : new Counter(options);
+    };
+    const counters = (shard: number) => this.shardCounters()[shard] ?? {};
+    const view = (shard: number) => this.shards()[shard]!;
+    perShard('memshard_shard_items', 'Items stored in the shard.', 'gauge', (s) => counters(s)['curr_items'] ?? 0);
+    perShard('memshard_shard_bytes', 'Bytes of items stored in the shard.', 'gauge', (s) => counters(s)['bytes'] ?? 0);
+    perShard('memshard_shard_malloced_bytes', 'Slab pages in use by the shard, bytes.', 'gauge', (s) => counters(s)['total_malloced'] ?? 0);
+    perShard('memshard_shard_operations_total', 'Key operations the shard executed (gets, stores, deletes, incr/decr, touches).', 'counter', (s) => {
+      const c = counters(s);
+      return ['cmd_get', 'cmd_set', 'cmd_touch', 'delete_hits', 'delete_misses', 'incr_hits', 'incr_misses', 'decr_hits', 'decr_misses']
+        .reduce((sum, k) => sum + (c[k] ?? 0), 0);
+    });
+    perShard('memshard_shard_evictions_total', 'Items evicted from the shard.', 'counter', (s) => counters(s)['evictions'] ?? 0);
+    perShard('memshard_shard_inline_commands_total', 'Commands the front end ran directly on the shard memory.', 'counter', (s) => view(s).inlineCommands);
+    perShard('memshard_shard_batches_total', 'Batches sent to the shard worker.', 'counter', (s) => view(s).batches);
+    perShard('memshard_worker_restarts_total', 'Shard workers replaced after dying.', 'counter', (s) => view(s).restarts);
+  }
+}
