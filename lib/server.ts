@@ -65,11 +65,7 @@ export class Server implements ConnectionHost {
     this.ring = new HashRing(config.threads);
     this.shards = new ShardSet(shardStoreConfigs(config), this.processStarted, (level, msg) => this.log(level, msg));
     this.stats = new StatsReporter(this);
-    this.exporter = new Exporter(
-      this.stats,
-      () => this.shards.shards,
-      () => this.stats.shardStats().map((s) => s.counters),
-    );
+    this.exporter = new Exporter(this.stats, () => this.shards.shards);
     for (const shard of this.shards.shards) shard.batchSizes = this.exporter.batchSize.child({ shard: String(shard.index) });
     this.listener = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
   }

@@ -84,10 +84,9 @@ export class StatsReporter {
     return sum;
   }
 
-  general(): Row[] {
+  general(shards = this.shardStats()): Row[] {
     const server = this.server;
     const c = server.counters;
-    const shards = this.shardStats();
     const total = (name: string): number => StatsReporter.total(shards, name);
     const usage = process.resourceUsage();
     const rows: Row[] = [
@@ -186,17 +185,16 @@ export class StatsReporter {
     ];
   }
 
-  items(): Row[] {
+  items(shards = this.shardStats()): Row[] {
     const rows: Row[] = [];
-    for (const [id, cls] of mergeClasses(this.shardStats())) {
+    for (const [id, cls] of mergeClasses(shards)) {
       if ((cls['number'] ?? 0) === 0 && (cls['evicted'] ?? 0) === 0) continue;
       for (const f of ITEMS_FIELDS) rows.push([`items:${id}:${f}`, cls[f] ?? 0]);
     }
     return rows;
   }
 
-  slabs(): Row[] {
-    const shards = this.shardStats();
+  slabs(shards = this.shardStats()): Row[] {
     const rows: Row[] = [];
     let active = 0;
     for (const [id, cls] of mergeClasses(shards)) {

@@ -7,6 +7,7 @@
  */
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { StatsReporter } from '../stats.js';
+import type { ShardStats } from '../store/stats.js';
 import { MEMCACHED_VERSION } from '../version.js';
 import { FastHistogram } from './histogram.js';
 
@@ -17,6 +18,7 @@ const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
 
 /** A consistent view of all stats, taken once per scrape. */
 interface Snapshot {
+  shards: ShardStats[];
   general: Map<string, number>;
   settings: Map<string, number>;
   /** slab id -> field -> value, from `stats items` and `stats slabs`. */
@@ -35,12 +37,11 @@ export class Exporter {
   readonly registry = new Registry();
   readonly latency: FastHistogram;
   readonly batchSize: FastHistogram;
-  private snap: Snapshot = { general: new Map(), settings: new Map(), slabs: new Map() };
+  private snap: Snapshot = { shards: [], general: new Map(), settings: new Map(), slabs: new Map() };
 
   constructor(
     private readonly stats: StatsReporter,
     private readonly shards: () => readonly ShardView[],
-    private readonly shardCounters: () => ReadonlyArray<Record<string, number>>,
   ) {
     const reg = this.registry;
     this.latency = new FastHistogram(
@@ -77,9 +78,11 @@ export class Exporter {
         slabs.set(m[1]!, fields);
       }
     };
-    addSlabRows(this.stats.items());
-    addSlabRows(this.stats.slabs());
-    return { general: toMap(this.stats.general()), settings: toMap(this.stats.settings()), slabs };
+    // one read of every shard's shared memory serves the whole scrape
+    const shards = this.stats.shardStats();
+    addSlabRows(this.stats.items(shards));
+    addSlabRows(this.stats.slabs(shards));
+    return { shards, general: toMap(this.stats.general(shards)), settings: toMap(this.stats.settings()), slabs };
   }
 
   private stat(name: string): number {
@@ -204,7 +207,7 @@ export class Exporter {
       const options = { name, help, labelNames: ['shard'] as const, registers: [reg], collect };
       return type === 'gauge' ? new Gauge(options) : new Counter(options);
     };
-    const counters = (shard: number) => this.shardCounters()[shard] ?? {};
+    const counters = (shard: number) => this.snap.shards[shard]?.counters ?? {};
     const view = (shard: number) => this.shards()[shard]!;
     perShard('memshard_shard_items', 'Items stored in the shard.', 'gauge', (s) => counters(s)['curr_items'] ?? 0);
     perShard('memshard_shard_bytes', 'Bytes of items stored in the shard.', 'gauge', (s) => counters(s)['bytes'] ?? 0);
