@@ -358,10 +358,11 @@ const usage = `usage: node dist/scripts/bench.js [--duration S] [--rounds N] [--
   --threads L    memshard -t value(s), e.g. 2 or 1,2,4 (default 2); memcached always runs -t 2
   --json         print the results as one JSON document on stdout (progress goes to stderr)`;
 
-async function main(): Promise<number> {
+/** A script's options; or the exit code, after printing the usage (--help) or what was wrong. */
+export function scriptOptions(usage: string, flags: string[], valued: string[]): Map<string, string> | number {
   let opts: Map<string, string>;
   try {
-    opts = parseArgs(process.argv.slice(2), ['json', 'help'], ['duration', 'rounds', 'threads']);
+    opts = parseArgs(process.argv.slice(2), flags, valued);
   } catch (e) {
     log(`${(e as Error).message}\n${usage}`);
     return 2;
@@ -370,6 +371,12 @@ async function main(): Promise<number> {
     console.log(usage);
     return 0;
   }
+  return opts;
+}
+
+async function main(): Promise<number> {
+  const opts = scriptOptions(usage, ['json', 'help'], ['duration', 'rounds', 'threads']);
+  if (typeof opts === 'number') return opts;
   const duration = positiveNumber(opts.get('duration'), 3, 'duration');
   const rounds = Math.round(positiveNumber(opts.get('rounds'), 3, 'rounds'));
   const threadList = (opts.get('threads') ?? '2').split(',').map((s) => Math.round(positiveNumber(s.trim(), 2, 'threads')));

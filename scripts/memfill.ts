@@ -12,7 +12,7 @@ import {
   killAll,
   log,
   num,
-  parseArgs,
+  scriptOptions,
   positiveNumber,
   runMcload,
   sleep,
@@ -136,17 +136,8 @@ async function fill(
 
 async function main(): Promise<number> {
   const usage = 'usage: node dist/scripts/memfill.js [--memory 64] [--threads 4] [--requests 150000] [--pipeline 8] [--max-growth-mb 75]';
-  let opts: Map<string, string>;
-  try {
-    opts = parseArgs(process.argv.slice(2), ['help'], ['memory', 'threads', 'requests', 'pipeline', 'max-growth-mb']);
-  } catch (e) {
-    log(`${(e as Error).message}\n${usage}`);
-    return 2;
-  }
-  if (opts.has('help')) {
-    console.log(usage);
-    return 0;
-  }
+  const opts = scriptOptions(usage, ['help'], ['memory', 'threads', 'requests', 'pipeline', 'max-growth-mb']);
+  if (typeof opts === 'number') return opts;
   const memoryMb = Math.round(positiveNumber(opts.get('memory'), 64, 'memory'));
   const threads = Math.round(positiveNumber(opts.get('threads'), 4, 'threads'));
   // default 150000 sets (mean value 50 KB: ~7.3 GB written, >100x -m 64, so the cache turns over

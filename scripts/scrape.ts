@@ -18,7 +18,7 @@ import {
   log,
   median,
   num,
-  parseArgs,
+  scriptOptions,
   positiveNumber,
   runMcload,
   sleep,
@@ -106,17 +106,8 @@ const usage = `usage: node dist/scripts/scrape.js [--items N] [--duration S] [--
   --json         print one JSON document on stdout (progress goes to stderr)`;
 
 async function main(): Promise<number> {
-  let opts: Map<string, string>;
-  try {
-    opts = parseArgs(process.argv.slice(2), ['json', 'help'], ['items', 'duration', 'rounds', 'scrapes']);
-  } catch (e) {
-    log(`${(e as Error).message}\n${usage}`);
-    return 2;
-  }
-  if (opts.has('help')) {
-    console.log(usage);
-    return 0;
-  }
+  const opts = scriptOptions(usage, ['json', 'help'], ['items', 'duration', 'rounds', 'scrapes']);
+  if (typeof opts === 'number') return opts;
   const items = Math.round(positiveNumber(opts.get('items'), 200_000, 'items'));
   const duration = positiveNumber(opts.get('duration'), 22, 'duration');
   const rounds = Math.round(positiveNumber(opts.get('rounds'), 1, 'rounds'));
