@@ -290,16 +290,12 @@ export class Connection implements ReplySink {
     this.process();
     if (!this.paused) this.socket.resume();
   }
-
-  get pendingReplies(): number {
-    return this.replies.length;
-  }
 }
 
 const END = Buffer.from('END\r\n');
 
 /** Names of shard operations in metrics (memcached's command names). */
-export const OP_NAMES: Record<number, string> = {
+const OP_NAMES: Record<number, string> = {
   [Op.Get]: 'get', [Op.Gets]: 'gets', [Op.Gat]: 'gat', [Op.Gats]: 'gats', [Op.Set]: 'set', [Op.Add]: 'add',
   [Op.Replace]: 'replace', [Op.Append]: 'append', [Op.Prepend]: 'prepend', [Op.Cas]: 'cas', [Op.Delete]: 'delete',
   [Op.Incr]: 'incr', [Op.Decr]: 'decr', [Op.Touch]: 'touch', [Op.SetTooLarge]: 'set',
