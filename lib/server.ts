@@ -34,7 +34,6 @@ export interface ServerCounters {
 
 export class Server implements ConnectionHost {
   readonly maxValue: number;
-  readonly startedAt = Date.now();
   readonly processStarted = processStartedNow();
   readonly clock = serverClock(this.processStarted);
   readonly counters: ServerCounters = {
@@ -90,6 +89,8 @@ export class Server implements ConnectionHost {
 
   private accept(socket: net.Socket): void {
     const counters = this.counters;
+    // a reset from the peer must not become an unhandled 'error' event that ends the process
+    socket.on('error', (err) => this.log(2, `connection error: ${err.message}`));
     if (counters.currConnections >= this.config.connLimit) {
       counters.rejectedConnections++;
       this.log(1, 'Too many open connections');
@@ -101,7 +102,6 @@ export class Server implements ConnectionHost {
     const conn = new Connection(socket, this, this.nextConnId++);
     this.connections.add(conn);
     this.log(2, `<${conn.id} new client connection`);
-    socket.on('error', (err) => this.log(2, `<${conn.id} ${err.message}`));
     socket.on('close', () => {
       counters.currConnections--;
       this.connections.delete(conn);

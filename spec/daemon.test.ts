@@ -56,8 +56,17 @@ t.test('-c: a connection over the limit gets memcached\'s error and is closed', 
   const stats = await a.readUntil('END\r\n');
   t.match(stats, /STAT curr_connections 2\r\n/);
   t.match(stats, /STAT rejected_connections 1\r\n/);
+  // a flood of rejected clients that reset their connections must not take the server down
+  await Promise.all(
+    Array.from({ length: 30 }, async () => {
+      const s = net.connect({ port: d.port, host: '127.0.0.1' });
+      await new Promise((r) => s.once('connect', r));
+      s.resetAndDestroy();
+    }),
+  );
   await b.close();
   await new Promise((r) => setTimeout(r, 100));
+  t.equal(d.exitStatus(), null, 'still running after the flood');
   const again = await rawClient(d.port);
   again.send('version\r\n');
   t.match(await again.readUntil('\r\n'), /^VERSION /, 'a freed slot can be used again');
