@@ -4,8 +4,11 @@
  * coalescing and backpressure.
  */
 import type { Socket } from 'node:net';
-import { Op, type KeyCommand, type LocalCommand } from './protocol/command.js';
+import { BinaryParser, BinOp, BinParsed, BinStatus, REQUEST_MAGIC, writeError, writeResponse } from './protocol/binary.js';
+import { Op, type BinaryRequest, type KeyCommand, type LocalCommand } from './protocol/command.js';
 import { Parsed, TextParser } from './protocol/text.js';
+import { ReplyWriter } from './shards/batch.js';
+import { MEMCACHED_VERSION } from './version.js';
 import type { ReplySink } from './shards/shard-set.js';
 import type { Clock } from './store/store.js';
 
@@ -24,6 +27,9 @@ export interface ConnectionHost {
    * the earlier replies, or undefined when the host fills the slot itself later.
    */
   local(cmd: LocalCommand, conn: Connection, slot: number): string | null | undefined;
+  flushAll(delay: number, done: () => void): void;
+  settled(resetStats: boolean, then: () => void): void;
+  statsRows(group: string): Array<[string, string | number]> | null;
   /** Record a command's latency (seconds) under its metrics name (see `metricsName`). */
   observeLatency(command: string, seconds: number): void;
   countRead(bytes: number): void;
@@ -42,6 +48,9 @@ const CLOSE_MARK = Buffer.alloc(0);
 
 export class Connection implements ReplySink {
   private readonly parser: TextParser;
+  /** Set when the connection's first byte is the binary protocol's request magic. */
+  private binaryParser: BinaryParser | null = null;
+  private protocolKnown = false;
   /** Unparsed input: a leftover buffer plus chunks gathered until `need` bytes are there. */
   private readonly pending: Buffer[] = [];
   private pendingBytes = 0;
@@ -115,6 +124,15 @@ export class Connection implements ReplySink {
 
   /** Parse and dispatch every complete request in buf; returns the offset of the unparsed rest. */
   private consume(buf: Buffer): number {
+    if (!this.protocolKnown) {
+      this.protocolKnown = true;
+      // like memcached's -B auto: the first byte decides for the whole connection
+      if (buf[0] === REQUEST_MAGIC) this.binaryParser = new BinaryParser(this.host.maxValue);
+    }
+    return this.binaryParser === null ? this.consumeText(buf) : this.consumeBinary(buf, this.binaryParser);
+  }
+
+  private consumeText(buf: Buffer): number {
     const parser = this.parser;
     const host = this.host;
     const end = buf.length;
@@ -191,6 +209,140 @@ export class Connection implements ReplySink {
       pos = parser.next;
     }
     return Math.min(pos, end);
+  }
+
+  private consumeBinary(buf: Buffer, bp: BinaryParser): number {
+    const end = buf.length;
+    let pos = 0;
+    while (pos < end && !this.closing) {
+      if (this.outputFull()) {
+        this.pause();
+        return pos;
+      }
+      if (this.swallow > 0) {
+        const skip = Math.min(this.swallow, end - pos);
+        this.swallow -= skip;
+        pos += skip;
+        continue;
+      }
+      const started = performance.now();
+      const kind = bp.parse(buf, pos, end);
+      switch (kind) {
+        case BinParsed.Incomplete:
+          this.need = bp.need;
+          return pos;
+        case BinParsed.Close:
+          this.host.log(1, `<${this.id} invalid binary magic, closing`);
+          this.closeAfterReplies();
+          return end;
+        case BinParsed.Malformed:
+          this.fill(this.reserve(), binaryError(bp.opcode, bp.errorStatus, bp.opaque));
+          this.closeAfterReplies();
+          return end;
+        case BinParsed.Unknown:
+          this.fill(this.reserve(), binaryError(bp.opcode, BinStatus.UnknownCommand, bp.opaque));
+          break;
+        case BinParsed.TooLarge: {
+          const cmd = this.binaryCommand(bp, Op.SetTooLarge);
+          cmd.flags = bp.command === BinOp.Set ? 1 : 0;
+          this.swallow = bp.swallow;
+          this.dispatch(cmd, this.reserve(), started, 'set');
+          break;
+        }
+        case BinParsed.Request:
+          this.binaryRequest(bp, started);
+          break;
+      }
+      pos = bp.next;
+    }
+    return Math.min(pos, end);
+  }
+
+  private binaryCommand(bp: BinaryParser, op: KeyCommand['op'], binary: Partial<BinaryRequest> = {}): KeyCommand {
+    return {
+      op,
+      key: bp.key,
+      flags: 0,
+      exptime: 0,
+      cas: Number(bp.cas),
+      delta: 0n,
+      value: null,
+      noreply: false,
+      end: false,
+      binary: { opcode: bp.opcode, opaque: bp.opaque, quiet: bp.quiet, withKey: false, initial: 0n, create: false, touchOnly: false, ...binary },
+    };
+  }
+
+  private binaryRequest(bp: BinaryParser, started: number): void {
+    const slot = this.reserve();
+    const ext = bp.extras;
+    switch (bp.command) {
+      case BinOp.Get:
+      case BinOp.GetK:
+        return this.dispatch(this.binaryCommand(bp, Op.Get, { withKey: bp.command === BinOp.GetK }), slot, started, 'get');
+      case BinOp.Touch:
+      case BinOp.Gat:
+      case BinOp.GatK: {
+        const cmd = this.binaryCommand(bp, Op.Gat, { withKey: bp.command === BinOp.GatK, touchOnly: bp.command === BinOp.Touch });
+        cmd.exptime = ext.readInt32BE(0);
+        return this.dispatch(cmd, slot, started, bp.command === BinOp.Touch ? 'touch' : 'gat');
+      }
+      case BinOp.Set:
+      case BinOp.Add:
+      case BinOp.Replace:
+      case BinOp.Append:
+      case BinOp.Prepend: {
+        const op = BINARY_STORE_OPS[bp.command]!;
+        const cmd = this.binaryCommand(bp, op);
+        if (ext.length === 8) {
+          cmd.flags = ext.readUInt32BE(0);
+          cmd.exptime = ext.readInt32BE(4);
+        }
+        cmd.value = bp.value;
+        return this.dispatch(cmd, slot, started, OP_NAMES[op]!);
+      }
+      case BinOp.Delete:
+        return this.dispatch(this.binaryCommand(bp, Op.Delete), slot, started, 'delete');
+      case BinOp.Increment:
+      case BinOp.Decrement: {
+        const expiration = ext.readUInt32BE(16);
+        const cmd = this.binaryCommand(bp, bp.command === BinOp.Increment ? Op.Incr : Op.Decr, {
+          initial: ext.readBigUInt64BE(8),
+          create: expiration !== 0xffffffff,
+        });
+        cmd.delta = ext.readBigUInt64BE(0);
+        cmd.exptime = expiration | 0;
+        cmd.cas = 0;
+        return this.dispatch(cmd, slot, started, bp.command === BinOp.Increment ? 'incr' : 'decr');
+      }
+      case BinOp.Noop:
+        return this.fill(slot, binaryReply(bp.opcode, bp.opaque, null));
+      case BinOp.Version:
+        return this.fill(slot, binaryReply(bp.opcode, bp.opaque, Buffer.from(MEMCACHED_VERSION, 'latin1')));
+      case BinOp.Quit:
+        if (bp.quiet) this.fill(slot, EMPTY);
+        else this.fill(slot, binaryReply(bp.opcode, bp.opaque, null));
+        this.closeAfterReplies();
+        return;
+      case BinOp.Flush: {
+        const { opcode, opaque, quiet } = bp;
+        this.queued(slot, ALL_SHARDS, started, 'flush_all');
+        this.host.flushAll(ext.length === 4 ? ext.readInt32BE(0) : 0, () => {
+          this.fill(slot, quiet ? EMPTY : binaryReply(opcode, opaque, null));
+          this.flushReplies();
+        });
+        return;
+      }
+      case BinOp.Stat: {
+        const { opcode, opaque } = bp;
+        const group = bp.key.toString('latin1');
+        this.host.settled(group === 'reset', () => {
+          this.fill(slot, binaryStats(opcode, opaque, this.host.statsRows(group)));
+          this.flushReplies();
+        });
+        return;
+      }
+    }
   }
 
   /** Run or queue a key command; `command` names it for the latency metric ('' = not timed). */
@@ -293,6 +445,34 @@ export class Connection implements ReplySink {
 }
 
 const END = Buffer.from('END\r\n');
+const EMPTY = Buffer.alloc(0);
+
+const BINARY_STORE_OPS: Record<number, KeyCommand['op']> = {
+  [BinOp.Set]: Op.Set, [BinOp.Add]: Op.Add, [BinOp.Replace]: Op.Replace, [BinOp.Append]: Op.Append, [BinOp.Prepend]: Op.Prepend,
+};
+
+/** Builds the front end's own binary responses (copied out by takeBytes). */
+const binaryOut = new ReplyWriter();
+
+function binaryReply(opcode: number, opaque: number, value: Uint8Array | null): Buffer {
+  writeResponse(binaryOut, opcode, BinStatus.Ok, opaque, 0, null, null, value);
+  return binaryOut.takeBytes();
+}
+
+function binaryError(opcode: number, status: number, opaque: number): Buffer {
+  writeError(binaryOut, opcode, status, opaque);
+  return binaryOut.takeBytes();
+}
+
+/** One packet per stat (key = name, value = value), then an empty one; unknown group: not found. */
+function binaryStats(opcode: number, opaque: number, rows: Array<[string, string | number]> | null): Buffer {
+  if (rows === null) return binaryError(opcode, BinStatus.NotFound, opaque);
+  for (const [name, value] of rows) {
+    writeResponse(binaryOut, opcode, BinStatus.Ok, opaque, 0, null, Buffer.from(name, 'latin1'), Buffer.from(String(value), 'latin1'));
+  }
+  writeResponse(binaryOut, opcode, BinStatus.Ok, opaque, 0, null, null, null);
+  return binaryOut.takeBytes();
+}
 
 /** Names of shard operations in metrics (memcached's command names). */
 const OP_NAMES: Record<number, string> = {

@@ -140,9 +140,7 @@ export class Server implements ConnectionHost {
         this.verbosity = Math.min(cmd.level, 2);
         return cmd.noreply ? '' : 'OK\r\n';
       case 'flush_all':
-        this.counters.flushCommands++;
-        // answered once applied everywhere, so this connection's next gets may read shared memory
-        this.broadcast(Op.FlushAll, cmd.delay, () => {
+        this.flushAll(cmd.delay, () => {
           conn.fill(slot, cmd.noreply ? EMPTY : OK);
           conn.flushReplies();
         });
@@ -155,16 +153,29 @@ export class Server implements ConnectionHost {
         return null;
       case 'debug':
         return this.debug(cmd.args);
-      case 'stats': {
-        // answer once every shard has run what this connection sent before (and a reset)
-        const op = cmd.group === 'reset' ? Op.ResetStats : Op.Barrier;
-        this.broadcast(op, 0, () => {
+      case 'stats':
+        this.settled(cmd.group === 'reset', () => {
           conn.fill(slot, Buffer.from(this.stats.report(cmd.group, cmd.args), 'latin1'));
           conn.flushReplies();
         });
         return undefined;
-      }
     }
+  }
+
+  /** flush_all: `done` runs once every shard has applied it (so a later get may read shared memory). */
+  flushAll(delay: number, done: () => void): void {
+    this.counters.flushCommands++;
+    this.broadcast(Op.FlushAll, delay, done);
+  }
+
+  /** Run `then` once every shard has executed what was queued before (and reset its stats first if asked). */
+  settled(resetStats: boolean, then: () => void): void {
+    this.broadcast(resetStats ? Op.ResetStats : Op.Barrier, 0, then);
+  }
+
+  /** Rows of a stats group, for the binary Stat command (null: unknown group). */
+  statsRows(group: string): Array<[string, string | number]> | null {
+    return this.stats.rows(group);
   }
 
   /**

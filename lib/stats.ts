@@ -7,7 +7,7 @@ import { readShardStats, type ShardStats } from './store/stats.js';
 import type { Server } from './server.js';
 import { MEMCACHED_VERSION, MEMSHARD_VERSION } from './version.js';
 
-type Row = [string, string | number];
+export type Row = [string, string | number];
 
 /** Counters summed over shards, in the order memcached prints them in `stats`. */
 const COMMAND_COUNTERS = [
@@ -45,25 +45,38 @@ export class StatsReporter {
   /** The reply to `stats <group> <args>`. */
   report(group: string, args: string[]): string {
     switch (group) {
-      case '':
-        return render(this.general());
-      case 'settings':
-        return render(this.settings());
-      case 'items':
-        return render(this.items());
-      case 'slabs':
-        return render(this.slabs());
-      case 'sizes':
-        return render([['sizes_status', 'disabled']]);
-      case 'conns':
-        return render(this.conns());
       case 'reset':
         this.resetFrontEnd();
         return 'RESET\r\n';
       case 'detail':
         return args.length === 0 ? 'CLIENT_ERROR usage: stats detail on|off|dump\r\n' : 'CLIENT_ERROR stats detail not supported\r\n';
+      default: {
+        const rows = this.rows(group);
+        return rows === null ? 'ERROR\r\n' : render(rows);
+      }
+    }
+  }
+
+  /** The rows of a stats group ('' = general), or null for an unknown group. `reset` resets. */
+  rows(group: string): Row[] | null {
+    switch (group) {
+      case '':
+        return this.general();
+      case 'settings':
+        return this.settings();
+      case 'items':
+        return this.items();
+      case 'slabs':
+        return this.slabs();
+      case 'sizes':
+        return [['sizes_status', 'disabled']];
+      case 'conns':
+        return this.conns();
+      case 'reset':
+        this.resetFrontEnd();
+        return [];
       default:
-        return 'ERROR\r\n';
+        return null;
     }
   }
 

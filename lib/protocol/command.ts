@@ -37,7 +37,25 @@ export type ShardOp = (typeof Op)[keyof typeof Op];
 export const ReqFlag = {
   NoReply: 1,
   End: 2,
+  /** Answer in the binary protocol (see `BinaryRequest`). */
+  Binary: 4,
 } as const;
+
+/** What a binary-protocol command carries besides the key command. */
+export interface BinaryRequest {
+  /** The opcode as sent (echoed in the response). */
+  opcode: number;
+  opaque: number;
+  /** Quiet opcode: successes (and get misses) are not answered; errors are. */
+  quiet: boolean;
+  /** Return the key with the value (GetK, GatK). */
+  withKey: boolean;
+  /** incr/decr: the value to create on a miss, and whether to create it at all. */
+  initial: bigint;
+  create: boolean;
+  /** Touch answers flags only, no value. */
+  touchOnly: boolean;
+}
 
 /** A command for one key (or none, for FlushAll) bound for a shard. */
 export interface KeyCommand {
@@ -53,6 +71,8 @@ export interface KeyCommand {
   noreply: boolean;
   /** The last key of a get command: END follows its reply. */
   end: boolean;
+  /** Set for commands that came in the binary protocol. */
+  binary?: BinaryRequest;
 }
 
 /** Commands the front end answers itself. */

@@ -3,14 +3,18 @@
  * records per shard per event-loop turn, answered by one ArrayBuffer of reply slices (DESIGN.md:
  * packed bytes cost a third of the front end's CPU of structured-cloned objects).
  *
- * Request batch:  u32 count, then per record a 24-byte header + key + value:
+ * Request batch:  u32 count, then per record a 24-byte header, a 16-byte binary-protocol part when
+ * the Binary bit is set, the key and the value:
  *   u8 op | u8 bits | u16 keyLen | u32 flags | i32 exptime | u32 valueLen | 8 bytes cas (f64) or delta (u64)
+ *   [u8 opcode | u8 binary bits | u16 0 | u32 opaque | u64 initial]
  * Reply batch:    u32 count, u32 end offset of each reply (relative to the payload), payload.
  */
-import type { KeyCommand, ShardOp } from '../protocol/command.js';
+import type { BinaryRequest, KeyCommand, ShardOp } from '../protocol/command.js';
 import { ReqFlag } from '../protocol/command.js';
 
 const HEADER = 24;
+const BINARY_PART = 16;
+const Bin = { Quiet: 1, WithKey: 2, Create: 4, TouchOnly: 8 } as const;
 
 /** A growable byte buffer that hands out exact-size, transferable copies of what it holds. */
 class Growable {
@@ -42,21 +46,31 @@ export class BatchWriter {
     const key = cmd.key;
     const value = cmd.value;
     const vlen = value === null ? 0 : value.length;
+    const binary = cmd.binary;
+    const head = binary === undefined ? HEADER : HEADER + BINARY_PART;
     const out = this.out;
-    out.reserve(HEADER + key.length + vlen);
+    out.reserve(head + key.length + vlen);
     const b = out.buf;
     const p = out.pos;
     b[p] = cmd.op;
-    b[p + 1] = (cmd.noreply ? ReqFlag.NoReply : 0) | (cmd.end ? ReqFlag.End : 0);
+    b[p + 1] = (cmd.noreply ? ReqFlag.NoReply : 0) | (cmd.end ? ReqFlag.End : 0) | (binary ? ReqFlag.Binary : 0);
     b.writeUInt16LE(key.length, p + 2);
     b.writeUInt32LE(cmd.flags >>> 0, p + 4);
     b.writeInt32LE(cmd.exptime | 0, p + 8);
     b.writeUInt32LE(vlen, p + 12);
     if (cmd.delta !== 0n) b.writeBigUInt64LE(cmd.delta, p + 16);
     else b.writeDoubleLE(cmd.cas, p + 16);
-    b.set(key, p + HEADER);
-    if (value !== null) b.set(value, p + HEADER + key.length);
-    out.pos = p + HEADER + key.length + vlen;
+    if (binary !== undefined) {
+      b[p + HEADER] = binary.opcode;
+      b[p + HEADER + 1] =
+        (binary.quiet ? Bin.Quiet : 0) | (binary.withKey ? Bin.WithKey : 0) | (binary.create ? Bin.Create : 0) | (binary.touchOnly ? Bin.TouchOnly : 0);
+      b.writeUInt16LE(0, p + HEADER + 2);
+      b.writeUInt32LE(binary.opaque >>> 0, p + HEADER + 4);
+      b.writeBigUInt64LE(binary.initial, p + HEADER + 8);
+    }
+    b.set(key, p + head);
+    if (value !== null) b.set(value, p + head + key.length);
+    out.pos = p + head + key.length + vlen;
     this.count++;
   }
 
@@ -85,6 +99,7 @@ export class BatchReader {
   cas = 0;
   key: Buffer;
   value: Buffer;
+  binary: BinaryRequest | undefined = undefined;
   private deltaAt = 0;
 
   constructor(ab: ArrayBuffer) {
@@ -106,9 +121,25 @@ export class BatchReader {
     this.exptime = b.readInt32LE(p + 8);
     this.cas = b.readDoubleLE(p + 16);
     this.deltaAt = p + 16;
-    this.key = b.subarray(p + HEADER, p + HEADER + keyLen);
-    this.value = b.subarray(p + HEADER + keyLen, p + HEADER + keyLen + vlen);
-    this.pos = p + HEADER + keyLen + vlen;
+    let head = HEADER;
+    if ((b[p + 1]! & ReqFlag.Binary) !== 0) {
+      const bits = b[p + HEADER + 1]!;
+      this.binary = {
+        opcode: b[p + HEADER]!,
+        quiet: (bits & Bin.Quiet) !== 0,
+        withKey: (bits & Bin.WithKey) !== 0,
+        create: (bits & Bin.Create) !== 0,
+        touchOnly: (bits & Bin.TouchOnly) !== 0,
+        opaque: b.readUInt32LE(p + HEADER + 4),
+        initial: b.readBigUInt64LE(p + HEADER + 8),
+      };
+      head += BINARY_PART;
+    } else {
+      this.binary = undefined;
+    }
+    this.key = b.subarray(p + head, p + head + keyLen);
+    this.value = b.subarray(p + head + keyLen, p + head + keyLen + vlen);
+    this.pos = p + head + keyLen + vlen;
   }
 
   /** incr/decr records carry an unsigned 64-bit delta where others carry the CAS. */

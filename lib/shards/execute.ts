@@ -2,7 +2,8 @@
  * Runs shard commands against a Store and encodes each reply in the text protocol: whole batches
  * in the worker, or single commands on the front end while it holds the shard lock.
  */
-import { Op, type ShardOp } from '../protocol/command.js';
+import { BinStatus, writeError, writeResponse } from '../protocol/binary.js';
+import { Op, type BinaryRequest, type ShardOp } from '../protocol/command.js';
 import { Errors } from '../protocol/text.js';
 import { Mode, Status, type Store, type StatusCode, type StoreMode } from '../store/store.js';
 import { BatchReader, ReplyWriter } from './batch.js';
@@ -15,6 +16,23 @@ const STORE_MODE: Record<number, StoreMode> = {
   [Op.Prepend]: Mode.Prepend,
   [Op.Cas]: Mode.Cas,
 };
+
+/** The binary status for each store status. */
+const BINARY_STATUS: Record<number, number> = {
+  [Status.NotStored]: BinStatus.NotStored,
+  [Status.Exists]: BinStatus.Exists,
+  [Status.NotFound]: BinStatus.NotFound,
+  [Status.TooLarge]: BinStatus.TooLarge,
+  [Status.NoMemory]: BinStatus.OutOfMemory,
+  [Status.NonNumeric]: BinStatus.NonNumeric,
+};
+
+/** An item's value as a standalone copy (chained items are not contiguous in the slab). */
+function valueOf(store: Store, ref: number): Buffer {
+  const value = Buffer.allocUnsafe(store.valueLength(ref));
+  store.copyValue(ref, value, 0);
+  return value;
+}
 
 /** The text reply to each store status, indexed by status code. */
 const STATUS_LINE: Buffer[] = [];
@@ -44,6 +62,7 @@ export interface ShardRequest {
   readonly exptime: number;
   readonly cas: number;
   readonly delta: bigint;
+  readonly binary?: BinaryRequest | undefined;
 }
 
 const END = 'END\r\n';
@@ -72,8 +91,77 @@ export class CommandExecutor {
   }
 
   private one(req: ShardRequest): void {
+    if (req.binary !== undefined) return this.binary(req, req.binary);
     this.dispatch(req);
     if (req.end) this.out.ascii(END);
+  }
+
+  /** The binary protocol: memcached's statuses, quiet rules, CAS in and out (proto_bin.c). */
+  private binary(req: ShardRequest, bin: BinaryRequest): void {
+    const store = this.store;
+    const out = this.out;
+    const fail = (status: number) => writeError(out, bin.opcode, status, bin.opaque);
+    const ok = (cas: number, extras: Uint8Array | null, key: Uint8Array | null, value: Uint8Array | null) => {
+      if (!bin.quiet) writeResponse(out, bin.opcode, BinStatus.Ok, bin.opaque, cas, extras, key, value);
+    };
+    switch (req.op) {
+      case Op.Get:
+      case Op.Gat: {
+        const ref = req.op === Op.Get ? store.get(req.key) : store.getAndTouch(req.key, req.exptime);
+        if (ref === 0) {
+          if (bin.quiet) return;
+          if (bin.withKey) writeResponse(out, bin.opcode, BinStatus.NotFound, bin.opaque, 0, null, req.key, req.key);
+          else fail(BinStatus.NotFound);
+          return;
+        }
+        const flags = Buffer.allocUnsafe(4);
+        flags.writeUInt32BE(store.flagsOf(ref) >>> 0, 0);
+        const value = bin.touchOnly ? null : valueOf(store, ref);
+        // quiet gets still answer hits
+        writeResponse(out, bin.opcode, BinStatus.Ok, bin.opaque, store.casOf(ref), flags, bin.withKey ? req.key : null, value);
+        return;
+      }
+      case Op.Delete: {
+        const status = store.delete(req.key, req.cas);
+        if (status === Status.Deleted) ok(0, null, null, null);
+        else fail(status === Status.Exists ? BinStatus.Exists : BinStatus.NotFound);
+        return;
+      }
+      case Op.Incr:
+      case Op.Decr: {
+        let status = store.incrDecr(req.key, req.op === Op.Incr, req.delta);
+        let result = store.lastNumber;
+        if (status === Status.NotFound && bin.create) {
+          status = store.store(Mode.Add, req.key, 0, req.exptime, Buffer.from(String(bin.initial), 'latin1'), 0);
+          result = bin.initial;
+          if (status === Status.NotStored) status = Status.Exists;
+        }
+        if (status === Status.Ok || status === Status.Stored) {
+          const value = Buffer.allocUnsafe(8);
+          value.writeBigUInt64BE(result, 0);
+          ok(store.casOf(store.lastRef), null, null, value);
+          return;
+        }
+        fail(BINARY_STATUS[status] ?? BinStatus.NotFound);
+        return;
+      }
+      case Op.SetTooLarge:
+        store.refuseTooLarge(req.key, req.flags === 1);
+        fail(BinStatus.TooLarge);
+        return;
+      default: {
+        let mode = STORE_MODE[req.op];
+        if (mode === undefined) return fail(BinStatus.UnknownCommand);
+        // memcached: any binary store with a CAS is a compare-and-swap
+        if (req.cas !== 0 && (mode === Mode.Set || mode === Mode.Add || mode === Mode.Replace)) mode = Mode.Cas;
+        const status = store.store(mode, req.key, req.flags, req.exptime, req.value ?? NO_VALUE, req.cas);
+        if (status === Status.Stored) ok(store.casOf(store.lastRef), null, null, null);
+        // memcached (complete_update_bin): a refused add means the key exists, a refused replace that it is missing
+        else if (status === Status.NotStored && mode === Mode.Add) fail(BinStatus.Exists);
+        else if (status === Status.NotStored && mode === Mode.Replace) fail(BinStatus.NotFound);
+        else fail(BINARY_STATUS[status] ?? BinStatus.NotStored);
+      }
+    }
   }
 
   private dispatch(req: ShardRequest): void {

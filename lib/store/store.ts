@@ -299,13 +299,15 @@ export class Store {
     if (ref !== 0) this.remove(ref);
   }
 
-  delete(key: Uint8Array): StatusCode {
+  /** Deleted | NotFound, or Exists when `cas` is given (binary protocol) and differs. */
+  delete(key: Uint8Array, cas = 0): StatusCode {
     this.now = this.clock.now();
     const ref = this.lookup(key, fnv1a32(key, 0, key.length), false);
     if (ref === 0) {
       this.f64[this.cnt + C.delete_misses]!++;
       return Status.NotFound;
     }
+    if (cas !== 0 && this.f64[ref + F_CAS] !== cas) return Status.Exists;
     this.f64[this.cf + this.u8[ref * 8 + B_CLSID]! * CLASS_F64_SLOTS + S.delete_hits]!++;
     this.remove(ref);
     return Status.Deleted;
