@@ -5,7 +5,8 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { ConfigError, parseExtras, parseSize, validate, type Config } from './config.js';
-import { Server } from './server.js';
+import { Credentials } from './auth.js';
+import { Server, type ServerAuth } from './server.js';
 import { MEMCACHED_VERSION, MEMSHARD_VERSION } from './version.js';
 
 function parseArgs(argv: string[]): Config {
@@ -26,6 +27,9 @@ function parseArgs(argv: string[]): Config {
     .option('verbose', { alias: 'v', type: 'count', describe: 'verbose (print errors/warnings); -vv also prints client commands' })
     .option('enable-shutdown', { alias: 'A', type: 'boolean', default: false, describe: 'enable the ascii "shutdown" command' })
     .option('udp-port', { alias: 'U', type: 'number', default: 0, describe: 'UDP port (0 = off, the only value supported)' })
+    .option('enable-sasl', { alias: 'S', type: 'boolean', default: false, describe: 'require SASL PLAIN authentication (binary protocol only)' })
+    .option('sasl-pwdb', { type: 'string', describe: 'SASL password file, lines user:password (default: $MEMCACHED_SASL_PWDB)' })
+    .option('auth-file', { alias: 'Y', type: 'string', describe: 'require text-protocol authentication against FILE (lines user:password)' })
     .option('metrics-port', { type: 'number', default: 9150, describe: 'Prometheus /metrics HTTP port (memcached_exporter\'s; 0 = off)' })
     .option('metrics-listen', { type: 'string', describe: 'interface for /metrics (default: as --listen)' })
     .option('extended', { alias: 'o', type: 'string', array: true, default: [] as string[], describe: 'comma separated memcached -o key=value options' })
@@ -55,22 +59,40 @@ function parseArgs(argv: string[]): Config {
     verbosity: args.verbose,
     enableShutdown: args['enable-shutdown'],
     udpPort: args['udp-port'],
+    sasl: args['enable-sasl'],
+    saslPwdb: args['sasl-pwdb'] ?? process.env['MEMCACHED_SASL_PWDB'],
+    authFile: args['auth-file'],
     metricsPort: args['metrics-port'],
     metricsListen: args['metrics-listen'],
     extras: parseExtras(args.extended),
   });
 }
 
+/** A password file, or a ConfigError naming the flag. */
+function credentials(flag: string, path: string | undefined): Credentials | null {
+  if (path === undefined) return null;
+  try {
+    return Credentials.fromFile(path);
+  } catch (err) {
+    throw new ConfigError(`${flag}: ${(err as Error).message}`);
+  }
+}
+
 async function main(): Promise<void> {
   let config: Config;
+  let auth: ServerAuth;
   try {
     config = parseArgs(hideBin(process.argv));
+    auth = {
+      sasl: config.sasl ? credentials('--sasl-pwdb', config.saslPwdb) : null,
+      ascii: credentials('-Y/--auth-file', config.authFile),
+    };
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     process.stderr.write(`memshard: ${err.message.split('\n')[0]}\n`);
     process.exit(64); // EX_USAGE, like memcached
   }
-  const server = new Server(config);
+  const server = new Server(config, auth);
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => {
       server.log(1, `Signal handled: ${signal}.`);

@@ -18,6 +18,11 @@ export interface Config {
   verbosity: number;
   enableShutdown: boolean;
   udpPort: number;
+  /** SASL PLAIN over the binary protocol (-S) with its password file; makes the server binary-only. */
+  sasl: boolean;
+  saslPwdb: string | undefined;
+  /** memcached's text-protocol auth file (-Y); makes the server text-only. */
+  authFile: string | undefined;
   /** Prometheus endpoint port (0 = off) and interface (undefined = as `listen`). */
   metricsPort: number;
   metricsListen: string | undefined;
@@ -76,6 +81,10 @@ export function validate(c: Config): Config {
   int('-t/--threads', c.threads, 1, 256);
   int('-m/--memory-limit', c.memoryLimitMb, 1, 1024 * 1024);
   int('-n/--slab-min-size', c.minChunk, 1, 1024 * 1024);
+  if (c.sasl && c.saslPwdb === undefined) {
+    throw new ConfigError('-S/--enable-sasl: needs a password file: --sasl-pwdb FILE or MEMCACHED_SASL_PWDB');
+  }
+  if (c.sasl && c.authFile !== undefined) throw new ConfigError('-Y/--auth-file: cannot be combined with -S (text-only vs binary-only)');
   if (c.udpPort !== 0) throw new ConfigError('-U/--udp-port: UDP is not supported; use 0 (off, the default)');
   if (!(c.growthFactor > 1)) throw new ConfigError(`-f/--slab-growth-factor: must be greater than 1, got '${c.growthFactor}'`);
   if (c.maxItemSize < 1024) throw new ConfigError('-I/--max-item-size: must be at least 1k');

@@ -4,6 +4,7 @@
  * coalescing and backpressure.
  */
 import type { Socket } from 'node:net';
+import { type Credentials, parsePlain } from './auth.js';
 import { BinaryParser, BinOp, BinParsed, BinStatus, REQUEST_MAGIC, writeError, writeResponse } from './protocol/binary.js';
 import { Op, type BinaryRequest, type KeyCommand, type LocalCommand } from './protocol/command.js';
 import { Parsed, TextParser } from './protocol/text.js';
@@ -27,6 +28,10 @@ export interface ConnectionHost {
    * the earlier replies, or undefined when the host fills the slot itself later.
    */
   local(cmd: LocalCommand, conn: Connection, slot: number): string | null | undefined;
+  /** SASL PLAIN users (-S: binary only) and text-protocol users (-Y: text only); null = open. */
+  readonly sasl: Credentials | null;
+  readonly asciiAuth: Credentials | null;
+  countAuth(ok: boolean): void;
   flushAll(delay: number, done: () => void): void;
   settled(resetStats: boolean, then: () => void): void;
   statsRows(group: string): Array<[string, string | number]> | null;
@@ -51,6 +56,8 @@ export class Connection implements ReplySink {
   /** Set when the connection's first byte is the binary protocol's request magic. */
   private binaryParser: BinaryParser | null = null;
   private protocolKnown = false;
+  /** Logged in, when the server requires it (-S or -Y). */
+  private authenticated = false;
   /** Unparsed input: a leftover buffer plus chunks gathered until `need` bytes are there. */
   private readonly pending: Buffer[] = [];
   private pendingBytes = 0;
@@ -127,7 +134,14 @@ export class Connection implements ReplySink {
     if (!this.protocolKnown) {
       this.protocolKnown = true;
       // like memcached's -B auto: the first byte decides for the whole connection
-      if (buf[0] === REQUEST_MAGIC) this.binaryParser = new BinaryParser(this.host.maxValue);
+      const binary = buf[0] === REQUEST_MAGIC;
+      // -S makes the server binary-only and -Y text-only, as in memcached
+      if ((binary && this.host.asciiAuth !== null) || (!binary && this.host.sasl !== null)) {
+        this.host.log(1, `<${this.id} ${binary ? 'binary' : 'text'} protocol not allowed with ${binary ? '-Y' : '-S'}, closing`);
+        this.closeAfterReplies();
+        return buf.length;
+      }
+      if (binary) this.binaryParser = new BinaryParser(this.host.maxValue, this.host.sasl !== null);
     }
     return this.binaryParser === null ? this.consumeText(buf) : this.consumeBinary(buf, this.binaryParser);
   }
@@ -147,6 +161,12 @@ export class Connection implements ReplySink {
         const skip = Math.min(this.swallow, end - pos);
         this.swallow -= skip;
         pos += skip;
+        continue;
+      }
+      if (!this.authenticated && host.asciiAuth !== null) {
+        const next = this.asciiLogin(buf, pos, end, host.asciiAuth);
+        if (next < 0) return pos;
+        pos = next;
         continue;
       }
       const started = performance.now();
@@ -239,6 +259,14 @@ export class Connection implements ReplySink {
           this.fill(this.reserve(), binaryError(bp.opcode, bp.errorStatus, bp.opaque));
           this.closeAfterReplies();
           return end;
+      }
+      if (this.host.sasl !== null && !this.authenticated && !OPEN_BEFORE_AUTH.has(bp.command)) {
+        // memcached: anything but SASL and Version before logging in gets an auth error and a hang-up
+        this.fill(this.reserve(), binaryError(bp.opcode, BinStatus.AuthError, bp.opaque));
+        this.closeAfterReplies();
+        return end;
+      }
+      switch (kind) {
         case BinParsed.Unknown:
           this.fill(this.reserve(), binaryError(bp.opcode, BinStatus.UnknownCommand, bp.opaque));
           break;
@@ -256,6 +284,44 @@ export class Connection implements ReplySink {
       pos = bp.next;
     }
     return Math.min(pos, end);
+  }
+
+  /**
+   * memcached's text login (-Y): `set <any key> <flags> <exptime> <n>\r\n<user> <password>\r\n`.
+   * Returns the offset after what it consumed, or -1 when more bytes are needed.
+   */
+  private asciiLogin(buf: Buffer, pos: number, end: number, users: Credentials): number {
+    const nl = buf.indexOf(0x0a, pos);
+    if (nl < 0 || nl >= end) {
+      if (end - pos > 2048) this.closeAfterReplies();
+      return end - pos > 2048 ? end : -1;
+    }
+    const tokens = buf.toString('latin1', pos, nl).replace(/\r$/, '').split(' ').filter((t) => t !== '');
+    const size = tokens.length >= 5 && tokens[0] === 'set' && /^\d+$/.test(tokens[4]!) ? Number(tokens[4]) : -1;
+    if (size < 0) {
+      this.fill(this.reserve(), Buffer.from('CLIENT_ERROR unauthenticated\r\n'));
+      return nl + 1;
+    }
+    const dataEnd = nl + 1 + size;
+    if (dataEnd + 2 > end) {
+      this.need = dataEnd + 2 - pos;
+      return -1;
+    }
+    let reply: string;
+    if (buf[dataEnd] !== 0x0d || buf[dataEnd + 1] !== 0x0a) {
+      reply = 'CLIENT_ERROR bad command line termination\r\n';
+    } else {
+      const [user, password] = buf.toString('latin1', nl + 1, dataEnd).split(' ').filter((t) => t !== '');
+      if (user === undefined || password === undefined) {
+        reply = 'CLIENT_ERROR bad authentication token format\r\n';
+      } else {
+        this.authenticated = users.check(user, Buffer.from(password, 'latin1'));
+        this.host.countAuth(this.authenticated);
+        reply = this.authenticated ? 'STORED\r\n' : 'CLIENT_ERROR authentication failure\r\n';
+      }
+    }
+    this.fill(this.reserve(), Buffer.from(reply));
+    return dataEnd + 2;
   }
 
   private binaryCommand(bp: BinaryParser, op: KeyCommand['op'], binary: Partial<BinaryRequest> = {}): KeyCommand {
@@ -332,6 +398,21 @@ export class Connection implements ReplySink {
           this.flushReplies();
         });
         return;
+      }
+      case BinOp.SaslListMechs:
+        return this.fill(slot, binaryReply(bp.opcode, bp.opaque, Buffer.from('PLAIN', 'latin1')));
+      case BinOp.SaslAuth:
+      case BinOp.SaslStep: {
+        // PLAIN is one step: an Auth with the whole message; a Step has nothing to continue
+        const login = bp.command === BinOp.SaslAuth && bp.key.toString('latin1') === 'PLAIN' ? parsePlain(bp.value) : null;
+        const ok = login !== null && this.host.sasl!.check(login.user, login.password);
+        this.host.countAuth(ok);
+        this.authenticated = ok;
+        this.host.log(1, `<${this.id} SASL authentication ${ok ? 'succeeded' : 'failed'}`);
+        return this.fill(
+          slot,
+          ok ? binaryReply(bp.opcode, bp.opaque, Buffer.from('Authenticated', 'latin1')) : binaryError(bp.opcode, BinStatus.AuthError, bp.opaque),
+        );
       }
       case BinOp.Stat: {
         const { opcode, opaque } = bp;
@@ -446,6 +527,9 @@ export class Connection implements ReplySink {
 
 const END = Buffer.from('END\r\n');
 const EMPTY = Buffer.alloc(0);
+
+/** Binary commands allowed before a SASL login (memcached's authenticated()). */
+const OPEN_BEFORE_AUTH = new Set<number>([BinOp.SaslListMechs, BinOp.SaslAuth, BinOp.SaslStep, BinOp.Version]);
 
 const BINARY_STORE_OPS: Record<number, KeyCommand['op']> = {
   [BinOp.Set]: Op.Set, [BinOp.Add]: Op.Add, [BinOp.Replace]: Op.Replace, [BinOp.Append]: Op.Append, [BinOp.Prepend]: Op.Prepend,

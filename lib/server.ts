@@ -4,6 +4,7 @@
  */
 import type http from 'node:http';
 import net from 'node:net';
+import type { Credentials } from './auth.js';
 import type { Config } from './config.js';
 import { shardStoreConfigs } from './config.js';
 import { Connection, type ConnectionHost } from './connection.js';
@@ -30,6 +31,14 @@ export interface ServerCounters {
   bytesWritten: number;
   /** flush_all commands (each shard counts its own flush too: this is the command count). */
   flushCommands: number;
+  authCommands: number;
+  authErrors: number;
+}
+
+/** Who may talk to the server: SASL PLAIN users (-S) or text-protocol users (-Y); null = open. */
+export interface ServerAuth {
+  sasl: Credentials | null;
+  ascii: Credentials | null;
 }
 
 export class Server implements ConnectionHost {
@@ -43,6 +52,8 @@ export class Server implements ConnectionHost {
     bytesRead: 0,
     bytesWritten: 0,
     flushCommands: 0,
+    authCommands: 0,
+    authErrors: 0,
   };
   verbosity: number;
   readonly connections = new Set<Connection>();
@@ -58,7 +69,15 @@ export class Server implements ConnectionHost {
   private readonly garbage = new GarbageBound();
   private closed = false;
 
-  constructor(readonly config: Config) {
+  readonly sasl: Credentials | null;
+  readonly asciiAuth: Credentials | null;
+
+  constructor(
+    readonly config: Config,
+    auth: ServerAuth = { sasl: null, ascii: null },
+  ) {
+    this.sasl = auth.sasl;
+    this.asciiAuth = auth.ascii;
     this.maxValue = config.maxItemSize;
     this.verbosity = config.verbosity;
     this.ring = new HashRing(config.threads);
@@ -217,6 +236,11 @@ export class Server implements ConnectionHost {
       this.latency.set(command, child);
     }
     child.observe(seconds);
+  }
+
+  countAuth(ok: boolean): void {
+    this.counters.authCommands++;
+    if (!ok) this.counters.authErrors++;
   }
 
   countRead(bytes: number): void {

@@ -120,8 +120,8 @@ export class StatsReporter {
     ];
     for (const name of COMMAND_COUNTERS) rows.push([name, name === 'cmd_flush' ? c.flushCommands : total(name)]);
     rows.push(
-      ['auth_cmds', 0],
-      ['auth_errors', 0],
+      ['auth_cmds', c.authCommands],
+      ['auth_errors', c.authErrors],
       ['idle_kicks', 0],
       ['bytes_read', c.bytesRead],
       ['bytes_written', c.bytesWritten],
@@ -175,9 +175,9 @@ export class StatsReporter {
       ['reqs_per_event', 20],
       ['cas_enabled', 'yes'],
       ['tcp_backlog', 1024],
-      ['binding_protocol', 'ascii'],
-      ['auth_enabled_sasl', 'no'],
-      ['auth_enabled_ascii', 'no'],
+      ['binding_protocol', cfg.sasl ? 'binary' : cfg.authFile !== undefined ? 'ascii' : 'auto-negotiate'],
+      ['auth_enabled_sasl', cfg.sasl ? 'yes' : 'no'],
+      ['auth_enabled_ascii', cfg.authFile ?? 'no'],
       ['item_size_max', cfg.maxItemSize],
       ['maxconns_fast', 'yes'],
       ['hashpower_init', 0],
@@ -242,6 +242,8 @@ export class StatsReporter {
     c.bytesRead = 0;
     c.bytesWritten = 0;
     c.flushCommands = 0;
+    c.authCommands = 0;
+    c.authErrors = 0;
   }
 }
 

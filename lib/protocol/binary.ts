@@ -73,10 +73,16 @@ export class BinaryParser {
   swallow = 0;
   errorStatus = 0;
 
+  private readonly known: ReadonlySet<number>;
+
+  /** @param sasl SASL commands exist only when the server requires SASL (memcached: else unknown) */
   constructor(
     private readonly maxValue: number,
+    sasl = false,
     private readonly maxKey = 250,
-  ) {}
+  ) {
+    this.known = sasl ? new Set([...KNOWN, BinOp.SaslListMechs, BinOp.SaslAuth, BinOp.SaslStep]) : KNOWN;
+  }
 
   parse(buf: Buffer, pos: number, end: number): BinParsedKind {
     if (end - pos < HEADER) {
@@ -117,7 +123,7 @@ export class BinaryParser {
       this.need = HEADER + bodyLen;
       return BinParsed.Incomplete;
     }
-    if (!KNOWN.has(this.command)) return BinParsed.Unknown;
+    if (!this.known.has(this.command)) return BinParsed.Unknown;
     if (!this.validate(keyLen, extLen, bodyLen)) {
       this.errorStatus = BinStatus.InvalidArgs;
       return BinParsed.Malformed;
