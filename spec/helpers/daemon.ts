@@ -64,7 +64,11 @@ export function freePort(): Promise<number> {
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** One attempt: connect, send `version`, resolve with the reply line, or reject. */
-export function probeVersion(port: number, timeoutMs = 1000): Promise<string> {
+/**
+ * Ask for the version (text, or binary for a -S server, which refuses text). A text server that
+ * requires a login (-Y) answers CLIENT_ERROR unauthenticated: alive too.
+ */
+export function probeVersion(port: number, timeoutMs = 1000, binary = false): Promise<string> {
   return new Promise((resolve, reject) => {
     const sock = net.connect({ port, host: '127.0.0.1' });
     let buf = '';
@@ -76,13 +80,20 @@ export function probeVersion(port: number, timeoutMs = 1000): Promise<string> {
     };
     const timer = setTimeout(() => done(new Error(`no reply to version within ${timeoutMs} ms`)), timeoutMs);
     sock.setNoDelay(true);
-    sock.on('connect', () => sock.write('version\r\n'));
+    const request = Buffer.alloc(24);
+    request[0] = 0x80;
+    request[1] = 0x0b; // Version
+    sock.on('connect', () => sock.write(binary ? request : 'version\r\n'));
     sock.on('data', (d) => {
       buf += d.toString('latin1');
+      if (binary) {
+        if (buf.length >= 24 && buf.length >= 24 + Buffer.from(buf, 'latin1').readUInt32BE(8)) done(null, `VERSION ${buf.slice(24)}`);
+        return;
+      }
       const i = buf.indexOf('\r\n');
       if (i >= 0) {
         const line = buf.slice(0, i);
-        if (line.startsWith('VERSION ')) done(null, line);
+        if (line.startsWith('VERSION ') || line === 'CLIENT_ERROR unauthenticated') done(null, line);
         else done(new Error(`unexpected reply to version: ${JSON.stringify(line)}`));
       }
     });
@@ -157,7 +168,8 @@ function launch(cmd: string, argv: (port: number) => string[], what: string): Pr
         throw e;
       }
       try {
-        await probeVersion(port, Math.max(100, Math.min(1000, deadline - Date.now())));
+        const binaryOnly = args.includes('-S') || args.includes('--enable-sasl');
+        await probeVersion(port, Math.max(100, Math.min(1000, deadline - Date.now())), binaryOnly);
         return daemon;
       } catch (e) {
         lastError = e instanceof Error ? e.message : String(e);
