@@ -1,5 +1,6 @@
 // libmemcached's conformance checker (`memccapable` on Debian) against memshard.
-// ASCII mode always; set MEMCAPABLE_MODES=ascii,binary to also run the binary protocol checks.
+// Both the ASCII (-a) and the binary (-b) checks by default; MEMCAPABLE_MODES=ascii (or binary)
+// runs just one of them.
 // MEMCAPABLE_TARGET=memcached runs it against /usr/bin/memcached instead (to check this harness).
 import t from 'tap';
 import { spawn } from 'node:child_process';
@@ -76,7 +77,7 @@ export function runMemcapable(
   });
 }
 
-const modes = (process.env['MEMCAPABLE_MODES'] ?? 'ascii')
+const modes = (process.env['MEMCAPABLE_MODES'] ?? 'ascii,binary')
   .split(',')
   .map((s) => s.trim())
   .filter((s): s is 'ascii' | 'binary' => s === 'ascii' || s === 'binary');

@@ -110,7 +110,8 @@ export class CommandExecutor {
         const ref = req.op === Op.Get ? store.get(req.key) : store.getAndTouch(req.key, req.exptime);
         if (ref === 0) {
           if (bin.quiet) return;
-          if (bin.withKey) writeResponse(out, bin.opcode, BinStatus.NotFound, bin.opaque, 0, null, req.key, req.key);
+          // memcached echoes the key of a GetK/GatK miss, with no error text
+          if (bin.withKey) writeResponse(out, bin.opcode, BinStatus.NotFound, bin.opaque, 0, null, req.key, null);
           else fail(BinStatus.NotFound);
           return;
         }
