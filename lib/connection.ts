@@ -143,12 +143,6 @@ export class Connection implements ReplySink {
       }
       if (binary) this.binaryParser = new BinaryParser(this.host.maxValue, this.host.sasl !== null);
     }
-    return this.binaryParser === null ? this.consumeText(buf) : this.consumeBinary(buf, this.binaryParser);
-  }
-
-  private consumeText(buf: Buffer): number {
-    const parser = this.parser;
-    const host = this.host;
     const end = buf.length;
     let pos = 0;
     while (pos < end && !this.closing) {
@@ -163,127 +157,117 @@ export class Connection implements ReplySink {
         pos += skip;
         continue;
       }
-      if (!this.authenticated && host.asciiAuth !== null) {
-        const next = this.asciiLogin(buf, pos, end, host.asciiAuth);
-        if (next < 0) return pos;
-        pos = next;
-        continue;
-      }
-      const started = performance.now();
-      const kind = parser.parse(buf, pos, end);
-      if (kind === Parsed.Incomplete) {
-        this.need = parser.need;
-        return pos;
-      }
-      if (host.verbosity >= 2) host.log(2, `<${this.id} ${buf.toString('latin1', pos, Math.min(parser.lineEnd, pos + 300))}`);
-      switch (kind) {
-        case Parsed.Key: {
-          const cmd = parser.keyCommand!;
-          if (cmd.op === Op.SetTooLarge) this.swallow = parser.swallow;
-          this.dispatch(cmd, this.reserve(), started, OP_NAMES[cmd.op]!);
-          break;
-        }
-        case Parsed.MultiGet: {
-          const keys = parser.keys;
-          if (keys.length === 0) {
-            this.fill(this.reserve(), END);
-            break;
-          }
-          for (let i = 0; i < keys.length; i++) {
-            const cmd: KeyCommand = {
-              op: parser.getOp,
-              key: keys[i]!,
-              flags: 0,
-              exptime: parser.exptime,
-              cas: 0,
-              delta: 0n,
-              value: null,
-              noreply: false,
-              end: i === keys.length - 1,
-            };
-            // the whole get is timed by its last key, whose reply carries END
-            this.dispatch(cmd, this.reserve(), started, cmd.end ? OP_NAMES[cmd.op]! : '');
-          }
-          break;
-        }
-        case Parsed.Local: {
-          const local = parser.local!;
-          const slot = this.reserve();
-          if (local.kind === 'flush_all') this.queued(slot, ALL_SHARDS, started, local.kind);
-          const reply = host.local(local, this, slot);
-          if (reply !== undefined) {
-            this.fill(slot, reply === null ? CLOSE_MARK : Buffer.from(reply, 'latin1'));
-            host.observeLatency(local.kind, (performance.now() - started) / 1000);
-          }
-          break;
-        }
-        case Parsed.Reply:
-          if (parser.reply !== '') this.fill(this.reserve(), Buffer.from(parser.reply, 'latin1'));
-          this.swallow = parser.swallow;
-          break;
-        case Parsed.Close:
-          host.log(2, `<${this.id} protocol violation, closing`);
-          this.closeAfterReplies();
-          return end;
-      }
-      pos = parser.next;
+      const next = this.binaryParser === null ? this.textRequest(buf, pos, end) : this.binaryRequestAt(buf, pos, end, this.binaryParser);
+      if (next < 0) return pos;
+      pos = next;
     }
     return Math.min(pos, end);
   }
 
-  private consumeBinary(buf: Buffer, bp: BinaryParser): number {
-    const end = buf.length;
-    let pos = 0;
-    while (pos < end && !this.closing) {
-      if (this.outputFull()) {
-        this.pause();
-        return pos;
+  /** Run the text request at pos; returns where the next one starts, or -1 if it is incomplete. */
+  private textRequest(buf: Buffer, pos: number, end: number): number {
+    const parser = this.parser;
+    const host = this.host;
+    if (!this.authenticated && host.asciiAuth !== null) return this.asciiLogin(buf, pos, end, host.asciiAuth);
+    const started = performance.now();
+    const kind = parser.parse(buf, pos, end);
+    if (kind === Parsed.Incomplete) {
+      this.need = parser.need;
+      return -1;
+    }
+    if (host.verbosity >= 2) host.log(2, `<${this.id} ${buf.toString('latin1', pos, Math.min(parser.lineEnd, pos + 300))}`);
+    switch (kind) {
+      case Parsed.Key: {
+        const cmd = parser.keyCommand!;
+        if (cmd.op === Op.SetTooLarge) this.swallow = parser.swallow;
+        this.dispatch(cmd, this.reserve(), started, OP_NAMES[cmd.op]!);
+        break;
       }
-      if (this.swallow > 0) {
-        const skip = Math.min(this.swallow, end - pos);
-        this.swallow -= skip;
-        pos += skip;
-        continue;
-      }
-      const started = performance.now();
-      const kind = bp.parse(buf, pos, end);
-      switch (kind) {
-        case BinParsed.Incomplete:
-          this.need = bp.need;
-          return pos;
-        case BinParsed.Close:
-          this.host.log(1, `<${this.id} invalid binary magic, closing`);
-          this.closeAfterReplies();
-          return end;
-        case BinParsed.Malformed:
-          this.fill(this.reserve(), binaryError(bp.opcode, bp.errorStatus, bp.opaque));
-          this.closeAfterReplies();
-          return end;
-      }
-      if (this.host.sasl !== null && !this.authenticated && !OPEN_BEFORE_AUTH.has(bp.command)) {
-        // memcached: anything but SASL and Version before logging in gets an auth error and a hang-up
-        this.fill(this.reserve(), binaryError(bp.opcode, BinStatus.AuthError, bp.opaque));
-        this.closeAfterReplies();
-        return end;
-      }
-      switch (kind) {
-        case BinParsed.Unknown:
-          this.fill(this.reserve(), binaryError(bp.opcode, BinStatus.UnknownCommand, bp.opaque));
-          break;
-        case BinParsed.TooLarge: {
-          const cmd = this.binaryCommand(bp, Op.SetTooLarge);
-          cmd.flags = bp.command === BinOp.Set ? 1 : 0;
-          this.swallow = bp.swallow;
-          this.dispatch(cmd, this.reserve(), started, 'set');
+      case Parsed.MultiGet: {
+        const keys = parser.keys;
+        if (keys.length === 0) {
+          this.fill(this.reserve(), END);
           break;
         }
-        case BinParsed.Request:
-          this.binaryRequest(bp, started);
-          break;
+        for (let i = 0; i < keys.length; i++) {
+          const cmd: KeyCommand = {
+            op: parser.getOp,
+            key: keys[i]!,
+            flags: 0,
+            exptime: parser.exptime,
+            cas: 0,
+            delta: 0n,
+            value: null,
+            noreply: false,
+            end: i === keys.length - 1,
+          };
+          // the whole get is timed by its last key, whose reply carries END
+          this.dispatch(cmd, this.reserve(), started, cmd.end ? OP_NAMES[cmd.op]! : '');
+        }
+        break;
       }
-      pos = bp.next;
+      case Parsed.Local: {
+        const local = parser.local!;
+        const slot = this.reserve();
+        if (local.kind === 'flush_all') this.queued(slot, ALL_SHARDS, started, local.kind);
+        const reply = host.local(local, this, slot);
+        if (reply !== undefined) {
+          this.fill(slot, reply === null ? CLOSE_MARK : Buffer.from(reply, 'latin1'));
+          host.observeLatency(local.kind, (performance.now() - started) / 1000);
+        }
+        break;
+      }
+      case Parsed.Reply:
+        if (parser.reply !== '') this.fill(this.reserve(), Buffer.from(parser.reply, 'latin1'));
+        this.swallow = parser.swallow;
+        break;
+      case Parsed.Close:
+        host.log(2, `<${this.id} protocol violation, closing`);
+        this.closeAfterReplies();
+        return end;
     }
-    return Math.min(pos, end);
+    return parser.next;
+  }
+
+  /** Run the binary request at pos; returns where the next one starts, or -1 if it is incomplete. */
+  private binaryRequestAt(buf: Buffer, pos: number, end: number, bp: BinaryParser): number {
+    const started = performance.now();
+    const kind = bp.parse(buf, pos, end);
+    switch (kind) {
+      case BinParsed.Incomplete:
+        this.need = bp.need;
+        return -1;
+      case BinParsed.Close:
+        this.host.log(1, `<${this.id} invalid binary magic, closing`);
+        this.closeAfterReplies();
+        return end;
+      case BinParsed.Malformed:
+        this.fill(this.reserve(), binaryError(bp.opcode, bp.errorStatus, bp.opaque));
+        this.closeAfterReplies();
+        return end;
+    }
+    if (this.host.sasl !== null && !this.authenticated && !OPEN_BEFORE_AUTH.has(bp.command)) {
+      // memcached: anything but SASL and Version before logging in gets an auth error and a hang-up
+      this.fill(this.reserve(), binaryError(bp.opcode, BinStatus.AuthError, bp.opaque));
+      this.closeAfterReplies();
+      return end;
+    }
+    switch (kind) {
+      case BinParsed.Unknown:
+        this.fill(this.reserve(), binaryError(bp.opcode, BinStatus.UnknownCommand, bp.opaque));
+        break;
+      case BinParsed.TooLarge: {
+        const cmd = this.binaryCommand(bp, Op.SetTooLarge);
+        cmd.flags = bp.command === BinOp.Set ? 1 : 0;
+        this.swallow = bp.swallow;
+        this.dispatch(cmd, this.reserve(), started, 'set');
+        break;
+      }
+      case BinParsed.Request:
+        this.binaryRequest(bp, started);
+        break;
+    }
+    return bp.next;
   }
 
   /**
