@@ -241,14 +241,14 @@ export class Connection implements ReplySink {
         this.host.log(1, `<${this.id} invalid binary magic, closing`);
         this.closeAfterReplies();
         return end;
-      case BinParsed.Malformed:
-        this.fill(this.reserve(), binaryError(bp.opcode, bp.errorStatus, bp.opaque));
-        this.closeAfterReplies();
-        return end;
     }
-    if (this.host.sasl !== null && !this.authenticated && !OPEN_BEFORE_AUTH.has(bp.command)) {
-      // memcached: anything but SASL and Version before logging in gets an auth error and a hang-up
-      this.fill(this.reserve(), binaryError(bp.opcode, BinStatus.AuthError, bp.opaque));
+    // Before a SASL login, anything but SASL and Version gets an auth error and a hang-up. memcached
+    // checks the body lengths first (UnknownCommand), then the login, then each command's rules.
+    const loginFirst = this.host.sasl !== null && !this.authenticated && !OPEN_BEFORE_AUTH.has(bp.command);
+    if (kind === BinParsed.Malformed || loginFirst) {
+      const lengthsWrong = kind === BinParsed.Malformed && bp.errorStatus === BinStatus.UnknownCommand;
+      const status = loginFirst && !lengthsWrong ? BinStatus.AuthError : bp.errorStatus;
+      this.fill(this.reserve(), binaryError(bp.opcode, status, bp.opaque));
       this.closeAfterReplies();
       return end;
     }

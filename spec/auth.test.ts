@@ -43,6 +43,8 @@ const EVERY_OPCODE: Array<[string, Buffer]> = [
   ['noop', request({ opcode: Op.Noop })],
   ['quit', request({ opcode: Op.Quit })],
   ['unknown 0x50', request({ opcode: 0x50 })],
+  // memcached checks the login before each command's length rules
+  ['get with extras (malformed)', request({ opcode: Op.Get, key: 'k', extras: u32(1) })],
 ];
 
 function plain(user: string, password: string): Buffer {
