@@ -362,7 +362,6 @@ export class Connection implements ReplySink {
         });
         cmd.delta = ext.readBigUInt64BE(0);
         cmd.exptime = expiration | 0;
-        cmd.cas = 0;
         return this.dispatch(cmd, slot, started, bp.command === BinOp.Increment ? 'incr' : 'decr');
       }
       case BinOp.Noop:

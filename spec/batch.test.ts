@@ -34,6 +34,16 @@ t.test('records survive the round trip byte for byte', async (t) => {
   t.same([r.op, r.key.toString(), r.end, r.value.length], [Op.Get, 'k3', true, 0]);
 });
 
+t.test('binary-protocol records carry opcode, opaque, initial value and a CAS beside the delta', async (t) => {
+  const w = new BatchWriter();
+  const binary = { opcode: 0x15, opaque: 0xdeadbeef, quiet: true, withKey: false, initial: 7n, create: true, touchOnly: false };
+  w.add(cmd(Op.Incr, 'n', { delta: 5n, cas: 12345, binary }));
+  const r = new BatchReader(w.take());
+  r.next();
+  t.same([r.op, r.key.toString(), r.delta, r.cas], [Op.Incr, 'n', 5n, 12345]);
+  t.same(r.binary, binary);
+});
+
 t.test('the executor answers a batch with one reply slice per record, in order', async (t) => {
   const cfg: StoreConfig = {
     memoryBytes: 4 * 1024 * 1024, pageSize: 1024 * 1024, itemSizeMax: 1024 * 1024, growthFactor: 1.25, minChunk: 48,

@@ -3,17 +3,17 @@
  * records per shard per event-loop turn, answered by one ArrayBuffer of reply slices (DESIGN.md:
  * packed bytes cost a third of the front end's CPU of structured-cloned objects).
  *
- * Request batch:  u32 count, then per record a 24-byte header, a 16-byte binary-protocol part when
+ * Request batch:  u32 count, then per record a 24-byte header, a 24-byte binary-protocol part when
  * the Binary bit is set, the key and the value:
  *   u8 op | u8 bits | u16 keyLen | u32 flags | i32 exptime | u32 valueLen | 8 bytes cas (f64) or delta (u64)
- *   [u8 opcode | u8 binary bits | u16 0 | u32 opaque | u64 initial]
+ *   [u8 opcode | u8 binary bits | u16 0 | u32 opaque | u64 initial | f64 cas (incr/decr carry a delta above)]
  * Reply batch:    u32 count, u32 end offset of each reply (relative to the payload), payload.
  */
 import type { BinaryRequest, KeyCommand, ShardOp } from '../protocol/command.js';
 import { ReqFlag } from '../protocol/command.js';
 
 const HEADER = 24;
-const BINARY_PART = 16;
+const BINARY_PART = 24;
 const Bin = { Quiet: 1, WithKey: 2, Create: 4, TouchOnly: 8 } as const;
 
 /** A growable byte buffer that hands out exact-size, transferable copies of what it holds. */
@@ -67,6 +67,7 @@ export class BatchWriter {
       b.writeUInt16LE(0, p + HEADER + 2);
       b.writeUInt32LE(binary.opaque >>> 0, p + HEADER + 4);
       b.writeBigUInt64LE(binary.initial, p + HEADER + 8);
+      b.writeDoubleLE(cmd.cas, p + HEADER + 16);
     }
     b.set(key, p + head);
     if (value !== null) b.set(value, p + head + key.length);
@@ -133,6 +134,7 @@ export class BatchReader {
         opaque: b.readUInt32LE(p + HEADER + 4),
         initial: b.readBigUInt64LE(p + HEADER + 8),
       };
+      this.cas = b.readDoubleLE(p + HEADER + 16);
       head += BINARY_PART;
     } else {
       this.binary = undefined;

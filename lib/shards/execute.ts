@@ -130,7 +130,7 @@ export class CommandExecutor {
       }
       case Op.Incr:
       case Op.Decr: {
-        let status = store.incrDecr(req.key, req.op === Op.Incr, req.delta);
+        let status = store.incrDecr(req.key, req.op === Op.Incr, req.delta, req.cas);
         let result = store.lastNumber;
         if (status === Status.NotFound && bin.create) {
           status = store.store(Mode.Add, req.key, 0, req.exptime, Buffer.from(String(bin.initial), 'latin1'), 0);

@@ -313,7 +313,8 @@ export class Store {
     return Status.Deleted;
   }
 
-  incrDecr(key: Uint8Array, incr: boolean, delta: bigint): StatusCode {
+  /** `cas` (binary protocol): Exists when given and different from the item's. */
+  incrDecr(key: Uint8Array, incr: boolean, delta: bigint, cas = 0): StatusCode {
     this.now = this.clock.now();
     const f = this.f64;
     const nkey = key.length;
@@ -323,6 +324,7 @@ export class Store {
       f[this.cnt + (incr ? C.incr_misses : C.decr_misses)]!++;
       return Status.NotFound;
     }
+    if (cas !== 0 && f[old + F_CAS] !== cas) return Status.Exists;
     const w = old * 2;
     const ovlen = this.u32[w + I_VLEN]!;
     const vstart = old * 8 + B_KEY + nkey;
