@@ -35,7 +35,7 @@ export interface ConnectionHost {
   flushAll(delay: number, done: () => void): void;
   settled(resetStats: boolean, then: () => void): void;
   statsRows(group: string): Array<[string, string | number]> | null;
-  /** Record a command's latency (seconds) under its metrics name (see `metricsName`). */
+  /** Record a command's latency (seconds) under its name (memcached's command name, e.g. 'get'). */
   observeLatency(command: string, seconds: number): void;
   countRead(bytes: number): void;
   countWritten(bytes: number): void;

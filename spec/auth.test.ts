@@ -8,8 +8,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import memjs from 'memjs';
 import t from 'tap';
-import { counterExtras, Op, readResponse, request, Status, storeExtras, u32 } from './helpers/binary.js';
-import { cliPath, rawClient, startDaemon } from './helpers/daemon.js';
+import { counterExtras, Op, readResponse, readResponsesThrough, request, Status, storeExtras, u32 } from './helpers/binary.js';
+import { cliPath, rawClient, startDaemon, type RawClient } from './helpers/daemon.js';
 
 /** SASL opcodes and the auth status, from memcached's protocol_binary.h. */
 const SASL_LIST_MECHS = 0x20;
@@ -47,6 +47,13 @@ const EVERY_OPCODE: Array<[string, Buffer]> = [
   ['get with extras (malformed)', request({ opcode: Op.Get, key: 'k', extras: u32(1) })],
 ];
 
+/** A binary Stat group as a map: one packet per stat, up to the empty one that ends it. */
+async function binaryStats(c: RawClient, group: string): Promise<Map<string, string>> {
+  c.send(request({ opcode: Op.Stat, key: group }));
+  const packets = await readResponsesThrough(c, (r) => r.key.length === 0);
+  return new Map(packets.filter((r) => r.key.length > 0).map((r) => [r.key.toString(), r.value.toString()]));
+}
+
 function plain(user: string, password: string): Buffer {
   return Buffer.from(`\0${user}\0${password}`, 'utf8');
 }
@@ -75,21 +82,8 @@ t.test('-S: every command before a SASL login gets an auth error and the connect
   t.same([ok.status, ok.value.toString()], [Status.OK, 'Authenticated'], 'a password may contain a colon');
   c.send(request({ opcode: Op.Set, key: 'k', extras: storeExtras(5, 0), value: 'after' }));
   t.equal((await readResponse(c)).status, Status.OK, 'served once logged in');
-  c.send(request({ opcode: Op.Stat, key: 'settings' }));
-  const stats = new Map<string, string>();
-  for (;;) {
-    const r = await readResponse(c);
-    if (r.key.length === 0) break;
-    stats.set(r.key.toString(), r.value.toString());
-  }
-  t.equal(stats.get('auth_enabled_sasl'), 'yes');
-  c.send(request({ opcode: Op.Stat }));
-  const general = new Map<string, string>();
-  for (;;) {
-    const r = await readResponse(c);
-    if (r.key.length === 0) break;
-    general.set(r.key.toString(), r.value.toString());
-  }
+  t.equal((await binaryStats(c, 'settings')).get('auth_enabled_sasl'), 'yes');
+  const general = await binaryStats(c, '');
   t.equal(general.get('auth_cmds'), '2');
   t.equal(general.get('auth_errors'), '1');
   await c.close();

@@ -188,6 +188,12 @@ export interface ByteSink {
   advance(to: number): void;
 }
 
+/** A value copied straight from where it lives (e.g. a chained slab item) into the response. */
+export interface ValueSource {
+  readonly length: number;
+  copyInto(dest: Uint8Array, pos: number): void;
+}
+
 /** One response packet: header, extras, key, value. */
 export function writeResponse(
   out: ByteSink,
@@ -197,7 +203,7 @@ export function writeResponse(
   cas: number | bigint,
   extras: Uint8Array | null,
   key: Uint8Array | null,
-  value: Uint8Array | null,
+  value: Uint8Array | ValueSource | null,
 ): void {
   const extLen = extras?.length ?? 0;
   const keyLen = key?.length ?? 0;
@@ -222,10 +228,9 @@ export function writeResponse(
     b.set(key, p);
     p += keyLen;
   }
-  if (value !== null) {
-    b.set(value, p);
-    p += valueLen;
-  }
+  if (value instanceof Uint8Array) b.set(value, p);
+  else value?.copyInto(b, p);
+  p += valueLen;
   out.advance(p);
 }
 

@@ -2,7 +2,7 @@
  * Runs shard commands against a Store and encodes each reply in the text protocol: whole batches
  * in the worker, or single commands on the front end while it holds the shard lock.
  */
-import { BinStatus, writeError, writeResponse } from '../protocol/binary.js';
+import { BinStatus, writeError, writeResponse, type ValueSource } from '../protocol/binary.js';
 import { Op, type BinaryRequest, type ShardOp } from '../protocol/command.js';
 import { Errors } from '../protocol/text.js';
 import { Mode, Status, type Store, type StatusCode, type StoreMode } from '../store/store.js';
@@ -27,11 +27,9 @@ const BINARY_STATUS: Record<number, number> = {
   [Status.NonNumeric]: BinStatus.NonNumeric,
 };
 
-/** An item's value as a standalone copy (chained items are not contiguous in the slab). */
-function valueOf(store: Store, ref: number): Buffer {
-  const value = Buffer.allocUnsafe(store.valueLength(ref));
-  store.copyValue(ref, value, 0);
-  return value;
+/** An item's value, copied into the response when it is written (chained items are not contiguous). */
+function valueOf(store: Store, ref: number): ValueSource {
+  return { length: store.valueLength(ref), copyInto: (dest, pos) => store.copyValue(ref, dest, pos) };
 }
 
 /** The text reply to each store status, indexed by status code. */
