@@ -545,6 +545,7 @@ function binaryStats(opcode: number, opaque: number, rows: Array<[string, string
 const OP_NAMES: Record<number, string> = {
   [Op.Get]: 'get', [Op.Gets]: 'gets', [Op.Gat]: 'gat', [Op.Gats]: 'gats', [Op.Set]: 'set', [Op.Add]: 'add',
   [Op.Replace]: 'replace', [Op.Append]: 'append', [Op.Prepend]: 'prepend', [Op.Cas]: 'cas', [Op.Delete]: 'delete',
-  [Op.Incr]: 'incr', [Op.Decr]: 'decr', [Op.Touch]: 'touch', [Op.SetTooLarge]: 'set',
+  [Op.Incr]: 'incr', [Op.Decr]: 'decr', [Op.Touch]: 'touch', [Op.SetTooLarge]: 'set', [Op.MetaGet]: 'mg',
+  [Op.MetaSet]: 'ms', [Op.MetaDelete]: 'md', [Op.MetaArith]: 'ma', [Op.MetaDebug]: 'me',
 };
 const ALL_SHARDS = -1;

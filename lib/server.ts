@@ -153,6 +153,8 @@ export class Server implements ConnectionHost {
     switch (cmd.kind) {
       case 'version':
         return `VERSION ${MEMCACHED_VERSION}\r\n`;
+      case 'mn':
+        return 'MN\r\n';
       case 'quit':
         return null;
       case 'verbosity':

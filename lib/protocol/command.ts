@@ -3,6 +3,10 @@
  * workers execute. Keys and values are views into the connection's input buffer until they are
  * copied, once, into a shard batch.
  */
+import type { MetaRequest } from './meta.js';
+
+/** memcached's longest key, in every protocol. */
+export const KEY_MAX_LENGTH = 250;
 
 /** Operations executed by a shard (they travel in batches, see lib/shards/batch.ts). */
 export const Op = {
@@ -30,6 +34,12 @@ export const Op = {
   Barrier: 18,
   /** Fault injection (MEMSHARD_FAULT_INJECTION=1 only): the worker exits, as if it crashed. */
   Crash: 19,
+  /** Meta commands (their flags travel in `KeyCommand.meta`). */
+  MetaGet: 20,
+  MetaSet: 21,
+  MetaDelete: 22,
+  MetaArith: 23,
+  MetaDebug: 24,
 } as const;
 export type ShardOp = (typeof Op)[keyof typeof Op];
 
@@ -39,6 +49,8 @@ export const ReqFlag = {
   End: 2,
   /** Answer in the binary protocol (see `BinaryRequest`). */
   Binary: 4,
+  /** A meta command: its flag tokens follow the header (see `MetaRequest`). */
+  Meta: 8,
 } as const;
 
 /** What a binary-protocol command carries besides the key command. */
@@ -73,11 +85,14 @@ export interface KeyCommand {
   end: boolean;
   /** Set for commands that came in the binary protocol. */
   binary?: BinaryRequest;
+  /** Set for meta commands (mg ms md ma me). */
+  meta?: MetaRequest;
 }
 
 /** Commands the front end answers itself. */
 export type LocalCommand =
   | { kind: 'version' }
+  | { kind: 'mn' }
   | { kind: 'verbosity'; level: number; noreply: boolean }
   | { kind: 'quit' }
   | { kind: 'shutdown'; mode: 'immediate' | 'graceful' | 'invalid' }

@@ -2,9 +2,9 @@
  * memcached's classic text protocol: a pure request parser (bytes -> command) that follows
  * memcached 1.6's proto_text.c tokenizer and error replies byte for byte.
  */
-import { Op, type KeyCommand, type LocalCommand, type ShardOp } from './command.js';
+import { KEY_MAX_LENGTH, Op, type KeyCommand, type LocalCommand, type ShardOp } from './command.js';
+import { parseMetaLine, type MetaCommand } from './meta.js';
 
-export const KEY_MAX_LENGTH = 250;
 /** memcached closes a connection whose line has no newline after this many bytes (multi-gets excepted). */
 export const MAX_LINE = 2048;
 /** Bound for a multi-get line, so a client cannot make us buffer without limit. */
@@ -47,7 +47,7 @@ export const Errors = {
 const Cmd = {
   None: 0, Get: 1, Gets: 2, Gat: 3, Gats: 4, Set: 5, Add: 6, Replace: 7, Append: 8, Prepend: 9, Cas: 10,
   Delete: 11, Incr: 12, Decr: 13, Touch: 14, FlushAll: 15, Version: 16, Quit: 17, Verbosity: 18, Stats: 19,
-  Shutdown: 20, Debug: 21,
+  Shutdown: 20, Debug: 21, Mg: 22, Ms: 23, Md: 24, Ma: 25, Mn: 26, Me: 27,
 } as const;
 type CmdId = (typeof Cmd)[keyof typeof Cmd];
 const COMMAND_NAMES: Array<[string, CmdId]> = [
@@ -55,7 +55,8 @@ const COMMAND_NAMES: Array<[string, CmdId]> = [
   ['replace', Cmd.Replace], ['append', Cmd.Append], ['prepend', Cmd.Prepend], ['cas', Cmd.Cas],
   ['delete', Cmd.Delete], ['incr', Cmd.Incr], ['decr', Cmd.Decr], ['touch', Cmd.Touch], ['flush_all', Cmd.FlushAll],
   ['version', Cmd.Version], ['quit', Cmd.Quit], ['verbosity', Cmd.Verbosity], ['stats', Cmd.Stats],
-  ['shutdown', Cmd.Shutdown], ['debug', Cmd.Debug],
+  ['shutdown', Cmd.Shutdown], ['debug', Cmd.Debug], ['mg', Cmd.Mg], ['ms', Cmd.Ms], ['md', Cmd.Md], ['ma', Cmd.Ma],
+  ['mn', Cmd.Mn], ['me', Cmd.Me],
 ];
 /** Names by length and first byte; each candidate is then compared in full. */
 const COMMANDS_BY_HEAD = new Map<number, Array<[Buffer, CmdId]>>();
@@ -146,6 +147,18 @@ export class TextParser {
         return this.parseTouch(buf, n);
       case Cmd.FlushAll:
         return this.parseFlush(buf, n);
+      case Cmd.Mg:
+        return this.parseMeta(buf, 'mg', Op.MetaGet, pos, lineEnd, end);
+      case Cmd.Ms:
+        return this.parseMeta(buf, 'ms', Op.MetaSet, pos, lineEnd, end);
+      case Cmd.Md:
+        return this.parseMeta(buf, 'md', Op.MetaDelete, pos, lineEnd, end);
+      case Cmd.Ma:
+        return this.parseMeta(buf, 'ma', Op.MetaArith, pos, lineEnd, end);
+      case Cmd.Me:
+        return this.parseMeta(buf, 'me', Op.MetaDebug, pos, lineEnd, end);
+      case Cmd.Mn:
+        return this.localCmd({ kind: 'mn' });
       case Cmd.Version:
         return this.localCmd({ kind: 'version' });
       case Cmd.Quit:
@@ -313,6 +326,36 @@ export class TextParser {
     cmd.exptime = exptime;
     cmd.cas = cas;
     cmd.value = buf.subarray(dataStart, dataEnd);
+    this.swallow = 0;
+    return Parsed.Key;
+  }
+
+  /** A meta command (see meta.ts); ms reads its data block like set. Errors ignore `q`. */
+  private parseMeta(buf: Buffer, name: MetaCommand, op: ShardOp, lineStart: number, lineEnd: number, end: number): ParsedKind {
+    const line = parseMetaLine(name, buf, lineStart, lineEnd);
+    if ('error' in line) return this.fail(line.error, line.swallow);
+    if (op !== Op.MetaSet) {
+      this.keyCmd(op, line.key, false).meta = line.request;
+      return Parsed.Key;
+    }
+    const vlen = line.valueLength;
+    if (vlen > this.maxValue) {
+      // like memcached's ms: the old item goes whatever the mode
+      this.keyCmd(Op.SetTooLarge, line.key, false).flags = 1;
+      this.swallow = vlen + 2;
+      return Parsed.Key;
+    }
+    const dataStart = this.next;
+    const dataEnd = dataStart + vlen;
+    if (dataEnd + 2 > end) {
+      this.need = dataEnd + 2 - this.start;
+      return Parsed.Incomplete;
+    }
+    this.next = dataEnd + 2;
+    if (buf[dataEnd] !== 0x0d || buf[dataEnd + 1] !== CRLF) return this.fail(Errors.badChunk);
+    const cmd = this.keyCmd(op, line.key, false);
+    cmd.value = buf.subarray(dataStart, dataEnd);
+    cmd.meta = line.request;
     this.swallow = 0;
     return Parsed.Key;
   }

@@ -4,13 +4,15 @@
  * packed bytes cost a third of the front end's CPU of structured-cloned objects).
  *
  * Request batch:  u32 count, then per record a 24-byte header, a 24-byte binary-protocol part when
- * the Binary bit is set, the key and the value:
+ * the Binary bit is set or a meta part when the Meta bit is, the key and the value:
  *   u8 op | u8 bits | u16 keyLen | u32 flags | i32 exptime | u32 valueLen | 8 bytes cas (f64) or delta (u64)
  *   [u8 opcode | u8 binary bits | u16 0 | u32 opaque | u64 initial | f64 cas (incr/decr carry a delta above)]
+ *   [u32 length | the meta flag tokens as sent (the shard re-reads them)]
  * Reply batch:    u32 count, u32 end offset of each reply (relative to the payload), payload.
  */
 import type { BinaryRequest, KeyCommand, ShardOp } from '../protocol/command.js';
 import { ReqFlag } from '../protocol/command.js';
+import { readMetaFlags, type MetaRequest } from '../protocol/meta.js';
 
 const HEADER = 24;
 const BINARY_PART = 24;
@@ -47,13 +49,15 @@ export class BatchWriter {
     const value = cmd.value;
     const vlen = value === null ? 0 : value.length;
     const binary = cmd.binary;
-    const head = binary === undefined ? HEADER : HEADER + BINARY_PART;
+    const meta = cmd.meta;
+    const head = HEADER + (binary !== undefined ? BINARY_PART : 0) + (meta !== undefined ? 4 + meta.flags.length : 0);
     const out = this.out;
     out.reserve(head + key.length + vlen);
     const b = out.buf;
     const p = out.pos;
     b[p] = cmd.op;
-    b[p + 1] = (cmd.noreply ? ReqFlag.NoReply : 0) | (cmd.end ? ReqFlag.End : 0) | (binary ? ReqFlag.Binary : 0);
+    b[p + 1] =
+      (cmd.noreply ? ReqFlag.NoReply : 0) | (cmd.end ? ReqFlag.End : 0) | (binary ? ReqFlag.Binary : 0) | (meta ? ReqFlag.Meta : 0);
     b.writeUInt16LE(key.length, p + 2);
     b.writeUInt32LE(cmd.flags >>> 0, p + 4);
     b.writeInt32LE(cmd.exptime | 0, p + 8);
@@ -68,6 +72,10 @@ export class BatchWriter {
       b.writeUInt32LE(binary.opaque >>> 0, p + HEADER + 4);
       b.writeBigUInt64LE(binary.initial, p + HEADER + 8);
       b.writeDoubleLE(cmd.cas, p + HEADER + 16);
+    }
+    if (meta !== undefined) {
+      b.writeUInt32LE(meta.flags.length, p + HEADER);
+      b.set(meta.flags, p + HEADER + 4);
     }
     b.set(key, p + head);
     if (value !== null) b.set(value, p + head + key.length);
@@ -101,6 +109,7 @@ export class BatchReader {
   key: Buffer;
   value: Buffer;
   binary: BinaryRequest | undefined = undefined;
+  meta: MetaRequest | undefined = undefined;
   private deltaAt = 0;
 
   constructor(ab: ArrayBuffer) {
@@ -138,6 +147,13 @@ export class BatchReader {
       head += BINARY_PART;
     } else {
       this.binary = undefined;
+    }
+    if ((b[p + 1]! & ReqFlag.Meta) !== 0) {
+      const len = b.readUInt32LE(p + head);
+      this.meta = readMetaFlags(b.subarray(p + head + 4, p + head + 4 + len));
+      head += 4 + len;
+    } else {
+      this.meta = undefined;
     }
     this.key = b.subarray(p + head, p + head + keyLen);
     this.value = b.subarray(p + head + keyLen, p + head + keyLen + vlen);

@@ -1,12 +1,15 @@
 /**
- * Runs shard commands against a Store and encodes each reply in the text protocol: whole batches
- * in the worker, or single commands on the front end while it holds the shard lock.
+ * Runs shard commands against a Store and encodes each reply in the command's protocol (text,
+ * binary, meta): whole batches in the worker, or single commands on the front end while it holds
+ * the shard lock.
  */
 import { BinStatus, writeError, writeResponse, type ValueSource } from '../protocol/binary.js';
 import { Op, type BinaryRequest, type ShardOp } from '../protocol/command.js';
+import type { MetaRequest } from '../protocol/meta.js';
 import { Errors } from '../protocol/text.js';
 import { Mode, Status, type Store, type StatusCode, type StoreMode } from '../store/store.js';
 import { BatchReader, ReplyWriter } from './batch.js';
+import { MetaExecutor } from './meta.js';
 
 const STORE_MODE: Record<number, StoreMode> = {
   [Op.Set]: Mode.Set,
@@ -61,6 +64,7 @@ export interface ShardRequest {
   readonly cas: number;
   readonly delta: bigint;
   readonly binary?: BinaryRequest | undefined;
+  readonly meta?: MetaRequest | undefined;
 }
 
 const END = 'END\r\n';
@@ -68,8 +72,11 @@ const NO_VALUE = new Uint8Array(0);
 
 export class CommandExecutor {
   private readonly out = new ReplyWriter();
+  private readonly meta: MetaExecutor;
 
-  constructor(private readonly store: Store) {}
+  constructor(private readonly store: Store) {
+    this.meta = new MetaExecutor(store, this.out);
+  }
 
   /** A whole batch: one reply slice per record. */
   run(batch: ArrayBuffer): ArrayBuffer {
@@ -90,6 +97,7 @@ export class CommandExecutor {
 
   private one(req: ShardRequest): void {
     if (req.binary !== undefined) return this.binary(req, req.binary);
+    if (req.meta !== undefined) return this.meta.run(req.op, req.key, req.value, req.meta);
     this.dispatch(req);
     if (req.end) this.out.ascii(END);
   }

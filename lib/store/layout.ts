@@ -27,7 +27,8 @@ export const F_CAS = 4; // CAS as f64, index relative to ref in a Float64Array (
 export const B_NKEY = 40;
 export const B_CLSID = 41;
 export const B_IFLAGS = 42;
-// Byte 43 is spare (reserved: item version for lock-free reads, meta stale/win bits).
+/** Meta protocol state of an item (MF_* bits); a new item starts with none. */
+export const B_META = 43;
 export const I_CHAIN = 11; // bytes 44..47: first continuation chunk of a chained item (ref), 0 = none
 export const B_KEY = ITEM_HEADER_BYTES;
 
@@ -50,6 +51,10 @@ export const IF_ACTIVE = 4;
 /** A continuation chunk of a chained item (never on a hash chain or LRU). */
 export const IF_CHUNK = 32;
 export const SEG_SHIFT = 3;
+// Meta bits (B_META): marked stale (md I, ms I), a recache win handed out, key stored via base64.
+export const MF_STALE = 1;
+export const MF_WIN_SENT = 2;
+export const MF_KEY_BINARY = 4;
 export const SEG_MASK = 3 << SEG_SHIFT;
 export const HOT = 0;
 export const WARM = 1;
@@ -77,13 +82,13 @@ export const COUNTER_NAMES = [
   'cmd_get', 'cmd_set', 'cmd_flush', 'cmd_touch', 'get_misses', 'get_expired', 'get_flushed',
   'delete_misses', 'incr_misses', 'decr_misses', 'cas_misses', 'touch_misses', 'store_too_large',
   'store_no_memory', 'bytes', 'curr_items', 'total_items', 'crawler_items_checked',
-  'direct_reclaims', 'slabs_moved',
+  'direct_reclaims', 'slabs_moved', 'cmd_meta',
 ] as const;
 export const C = {
   cmd_get: 0, cmd_set: 1, cmd_flush: 2, cmd_touch: 3, get_misses: 4, get_expired: 5, get_flushed: 6,
   delete_misses: 7, incr_misses: 8, decr_misses: 9, cas_misses: 10, touch_misses: 11,
   store_too_large: 12, store_no_memory: 13, bytes: 14, curr_items: 15, total_items: 16,
-  crawler_items_checked: 17, direct_reclaims: 18, slabs_moved: 19,
+  crawler_items_checked: 17, direct_reclaims: 18, slabs_moved: 19, cmd_meta: 20,
 } as const;
 /** Counters `stats reset` leaves alone (they describe current state, not history). */
 export const COUNTERS_KEPT_ON_RESET: readonly number[] = [C.bytes, C.curr_items];

@@ -11,12 +11,13 @@
  */
 import { fnv1a32 } from '../hash.js';
 import {
-  B_CLSID, B_IFLAGS, B_KEY, B_NKEY, C, CHUNK_HEADER_BYTES, CLASS_F64_SLOTS, CLASS_TABLE_ENTRIES,
+  B_CLSID, B_IFLAGS, B_KEY, B_META, B_NKEY, C, CHUNK_HEADER_BYTES, CLASS_F64_SLOTS, CLASS_TABLE_ENTRIES,
   CLASS_U32_SLOTS, COLD, COUNTER_SLOTS, COUNTERS_KEPT_ON_RESET, F_CAS, HOT, H_CAS_SEQ, H_CRAWL_POS,
   H_FLUSH_CAS, H_FLUSH_TIME, H_MAGIC, H_NUM_CLASSES, H_PAGES, H_PAGES_USED, H_PAGE_SIZE, IF_ACTIVE,
   IF_CHUNK, IF_FETCHED, IF_LINKED, ITEM_HEADER_BYTES, I_ATIME, I_CFLAGS, I_CHAIN, I_CHEAD, I_CNEXT,
   I_EXPTIME, I_HNEXT, I_NEXT, I_PREV, I_UTIME, I_VLEN, K_CARVE_NEXT, K_CARVE_PAGE, K_CHUNKS,
-  K_CHUNK_SIZE, K_COUNT, K_FREE_COUNT, K_FREE_HEAD, K_PER_PAGE, K_TOTAL_PAGES, MAGIC, S, SEG_MASK,
+  K_CHUNK_SIZE, K_COUNT, K_FREE_COUNT, K_FREE_HEAD, K_PER_PAGE, K_TOTAL_PAGES, MAGIC, MF_KEY_BINARY, MF_STALE,
+  MF_WIN_SENT, S, SEG_MASK,
   SEG_SHIFT, WARM, computeLayout,
 } from './layout.js';
 
@@ -41,8 +42,23 @@ export const Status = {
 } as const;
 export type StatusCode = (typeof Status)[keyof typeof Status];
 
-export const Mode = { Set: 0, Add: 1, Replace: 2, Append: 3, Prepend: 4, Cas: 5 } as const;
+export const Mode = {
+  Set: 0, Add: 1, Replace: 2, Append: 3, Prepend: 4, Cas: 5,
+  /** ms with N: append / prepend, or store the value as a new item when the key is missing. */
+  AppendOrCreate: 6, PrependOrCreate: 7,
+} as const;
 export type StoreMode = (typeof Mode)[keyof typeof Mode];
+
+/** What the meta protocol adds to a store (ms). */
+export interface StoreOptions {
+  /** The new item's CAS (E); 0 = the next from the counter. */
+  newCas?: number;
+  /** ms I: a CAS lower than the item's still stores, but marks the new value stale. */
+  allowStale?: boolean;
+  /** The key came base64-encoded (b): meta replies encode it back. */
+  keyBinary?: boolean;
+}
+const NO_OPTIONS: StoreOptions = {};
 
 /** exptimes up to 30 days are relative, larger ones absolute Unix time (memcached). */
 const REALTIME_MAXDELTA = 2592000;
@@ -196,7 +212,15 @@ export class Store {
     return this.touchItem(key, exptime) === 0 ? Status.NotFound : Status.Touched;
   }
 
-  store(mode: StoreMode, key: Uint8Array, flags: number, exptime: number, value: Uint8Array, cas: number): StatusCode {
+  store(
+    mode: StoreMode,
+    key: Uint8Array,
+    flags: number,
+    exptime: number,
+    value: Uint8Array,
+    cas: number,
+    options: StoreOptions = NO_OPTIONS,
+  ): StatusCode {
     const now = (this.now = this.clock.now());
     const f = this.f64;
     const nkey = key.length;
@@ -213,6 +237,7 @@ export class Store {
     }
     f[this.cnt + C.cmd_set]!++;
     let exp = this.realtime(exptime);
+    let meta = options.keyBinary === true ? MF_KEY_BINARY : 0;
     switch (mode) {
       case Mode.Add:
         if (old !== 0) {
@@ -224,8 +249,13 @@ export class Store {
         if (old === 0) return Status.NotStored;
         break;
       case Mode.Append:
-      case Mode.Prepend: {
-        if (old === 0) return Status.NotStored;
+      case Mode.Prepend:
+      case Mode.AppendOrCreate:
+      case Mode.PrependOrCreate: {
+        if (old === 0) {
+          if (mode === Mode.Append || mode === Mode.Prepend) return Status.NotStored;
+          break; // stored as a new item
+        }
         if (cas !== 0 && cas !== f[old + F_CAS]) return Status.Exists;
         const w = old * 2;
         const ovlen = this.u32[w + I_VLEN]!;
@@ -235,7 +265,8 @@ export class Store {
         exp = this.i32[w + I_EXPTIME]!;
         // Build the new value first: allocation may evict or move the old item.
         const scratch = this.scratchFor(vlen + ovlen);
-        if (mode === Mode.Append) {
+        meta = 0; // memcached's combined item is a new one, without the request's key flag
+        if (mode === Mode.Append || mode === Mode.AppendOrCreate) {
           this.copyValue(old, scratch, 0);
           scratch.set(value, ovlen);
         } else {
@@ -252,9 +283,15 @@ export class Store {
           return Status.NotFound;
         }
         const oc = this.cf + this.u8[old * 8 + B_CLSID]! * CLASS_F64_SLOTS;
-        if (f[old + F_CAS] !== cas) {
-          f[oc + S.cas_badval]!++;
-          return Status.Exists;
+        const oldCas = f[old + F_CAS]!;
+        if (oldCas !== cas) {
+          if (options.allowStale !== true || cas === 0 || cas > oldCas) {
+            f[oc + S.cas_badval]!++;
+            return Status.Exists;
+          }
+          // an older CAS with ms I: the value is stored stale, keeping the item's TTL and win
+          exp = this.i32[old * 2 + I_EXPTIME]!;
+          meta |= MF_STALE | (this.u8[old * 8 + B_META]! & MF_WIN_SENT);
         }
         f[oc + S.cas_hits]!++;
         break;
@@ -282,6 +319,8 @@ export class Store {
       this.attachChain(ref);
       this.writeChained(ref, src);
     }
+    this.u8[ref * 8 + B_META] = meta;
+    if (options.newCas !== undefined && options.newCas !== 0) f[ref + F_CAS] = options.newCas;
     this.link(ref, h, cls);
     this.lastRef = ref;
     return Status.Stored;
@@ -313,15 +352,18 @@ export class Store {
     return Status.Deleted;
   }
 
-  /** `cas` (binary protocol): Exists when given and different from the item's. */
-  incrDecr(key: Uint8Array, incr: boolean, delta: bigint, cas = 0): StatusCode {
+  /**
+   * `cas` (binary, meta): Exists when given and different from the item's. `countMiss` false: the
+   * caller creates the item on a miss, which memcached does not count as a miss.
+   */
+  incrDecr(key: Uint8Array, incr: boolean, delta: bigint, cas = 0, countMiss = true): StatusCode {
     this.now = this.clock.now();
     const f = this.f64;
     const nkey = key.length;
     const h = fnv1a32(key, 0, nkey);
     const old = this.lookup(key, h, false);
     if (old === 0) {
-      f[this.cnt + (incr ? C.incr_misses : C.decr_misses)]!++;
+      if (countMiss) f[this.cnt + (incr ? C.incr_misses : C.decr_misses)]!++;
       return Status.NotFound;
     }
     if (cas !== 0 && f[old + F_CAS] !== cas) return Status.Exists;
@@ -471,6 +513,131 @@ export class Store {
     return this.i32[ref * 2 + I_EXPTIME]!;
   }
 
+  // ---- meta protocol building blocks (lib/shards/meta.ts applies them in memcached's order) --
+
+  /**
+   * The live item under key, or 0, without counting a command or bumping it; an expired or
+   * flushed item is dropped and counted as a get would count it.
+   */
+  peek(key: Uint8Array): number {
+    this.now = this.clock.now();
+    return this.lookup(key, fnv1a32(key, 0, key.length), true);
+  }
+
+  /**
+   * Links a new small item (not chained) under key, replacing a live one, with CAS `cas` (0 = the
+   * next one); returns it, or 0 when memory is full. memcached makes mg N placeholders, md x
+   * tombstones and ma N counters this way: they are not counted as sets.
+   */
+  insert(key: Uint8Array, flags: number, exptime: number, value: Uint8Array, cas: number): number {
+    this.now = this.clock.now();
+    const nkey = key.length;
+    const h = fnv1a32(key, 0, nkey);
+    const old = this.lookup(key, h, false);
+    const cls = this.classFor(ITEM_HEADER_BYTES + nkey + value.length);
+    const ref = this.alloc(cls);
+    if (ref === 0) {
+      this.f64[this.cnt + C.store_no_memory]!++;
+      return 0;
+    }
+    if (old !== 0 && old !== ref && this.isLinked(old)) this.remove(old);
+    this.u8.set(value, this.writeHeader(ref, cls, key, flags, this.realtime(exptime), value.length));
+    if (cas !== 0) this.f64[ref + F_CAS] = cas;
+    this.link(ref, h, cls);
+    return ref;
+  }
+
+  /** Counts an mg: a get's hit or miss, or a touch's hit when it set a TTL (as memcached does). */
+  countMetaGet(ref: number, touched: boolean): void {
+    const f = this.f64;
+    if (ref === 0) {
+      f[this.cnt + C.cmd_get]!++;
+      f[this.cnt + C.get_misses]!++;
+      return;
+    }
+    const sc = this.cf + this.u8[ref * 8 + B_CLSID]! * CLASS_F64_SLOTS;
+    if (touched) {
+      f[this.cnt + C.cmd_touch]!++;
+      f[sc + S.touch_hits]!++;
+    } else {
+      f[this.cnt + C.cmd_get]!++;
+      f[sc + S.get_hits]!++;
+    }
+  }
+
+  /** What a get does to the item it found: LRU activity, fetched bit, last access time. */
+  hit(ref: number): void {
+    this.bump(ref);
+  }
+
+  /** md: deletes a live item, counted as a delete hit. */
+  deleteItem(ref: number): void {
+    this.countDeleteHit(ref);
+    this.remove(ref);
+  }
+
+  countDeleteHit(ref: number): void {
+    this.f64[this.cf + this.u8[ref * 8 + B_CLSID]! * CLASS_F64_SLOTS + S.delete_hits]!++;
+  }
+
+  countDeleteMiss(): void {
+    this.f64[this.cnt + C.delete_misses]!++;
+  }
+
+  /** `me` is memcached's only command counted in cmd_meta. */
+  countMetaDebug(): void {
+    this.f64[this.cnt + C.cmd_meta]!++;
+  }
+
+  /** Sets the TTL from a client exptime (T, N). */
+  setExptime(ref: number, exptime: number): void {
+    this.i32[ref * 2 + I_EXPTIME] = this.realtime(exptime);
+  }
+
+  /** Seconds left to live, -1 for never. */
+  ttlOf(ref: number): number {
+    const e = this.i32[ref * 2 + I_EXPTIME]!;
+    return e === 0 ? -1 : e - this.now;
+  }
+
+  /** mg R: the item expires, and sooner than a client exptime would. */
+  expiresBefore(ref: number, exptime: number): boolean {
+    const e = this.i32[ref * 2 + I_EXPTIME]!;
+    return e !== 0 && e < this.realtime(exptime);
+  }
+
+  /** Seconds since the item was last accessed. */
+  idleSeconds(ref: number): number {
+    return this.now - this.i32[ref * 2 + I_ATIME]!;
+  }
+
+  fetched(ref: number): boolean {
+    return (this.u8[ref * 8 + B_IFLAGS]! & IF_FETCHED) !== 0;
+  }
+
+  /** The item's MF_* bits. */
+  metaFlags(ref: number): number {
+    return this.u8[ref * 8 + B_META]!;
+  }
+
+  setMetaFlags(ref: number, bits: number): void {
+    this.u8[ref * 8 + B_META] = bits;
+  }
+
+  /** Gives the item CAS `cas`, or the next one from the counter when 0. */
+  setCas(ref: number, cas: number): void {
+    this.f64[ref + F_CAS] = cas !== 0 ? cas : this.nextCas();
+  }
+
+  classOf(ref: number): number {
+    return this.u8[ref * 8 + B_CLSID]!;
+  }
+
+  /** The item's size as memcached counts it (`me`'s size). */
+  sizeOf(ref: number): number {
+    return memcachedItemSize(this.u8[ref * 8 + B_NKEY]!, this.u32[ref * 2 + I_VLEN]!);
+  }
+
   // ---- time, CAS, lookup ------------------------------------------------------------------
 
   /** Client exptime -> server time (memcached's realtime()); 1 means "already expired". */
@@ -581,6 +748,7 @@ export class Store {
     u8[b + B_NKEY] = n;
     u8[b + B_CLSID] = cls;
     u8[b + B_IFLAGS] = 0;
+    u8[b + B_META] = 0;
     const k = b + B_KEY;
     for (let i = 0; i < n; i++) u8[k + i] = key[i]!;
     return k + n;
