@@ -23,7 +23,8 @@ const FRAGMENTS = [
   'get ', 'gets ', 'gat ', 'set ', 'add ', 'cas ', 'append ', 'incr ', 'decr ', 'delete ', 'touch ', 'flush_all',
   'stats', 'verbosity ', 'version', 'noreply', ' ', '  ', '\r\n', '\n', '\r', '0', '1', '-1', '4294967296',
   '18446744073709551616', '99999999999', 'k', 'key', '\x00', '\x7f', '\xff', 'x'.repeat(251), 'HTTP/1.1',
-  'y'.repeat(2100),
+  'y'.repeat(2100), 'mg ', 'ms ', 'md ', 'ma ', 'me ', 'mn', ' v', ' q', ' k', ' c', ' t', ' s', ' h', ' l', ' u', ' f',
+  ' N30', ' R5', ' T-1', ' b', ' Oop', ' MA', ' ME', ' MD', ' M', ' I', ' x', ' C1', ' E5', ' D9', ' J1', ' F2', ' Zm9v',
 ];
 
 function randomRequest(next: () => number): Buffer {

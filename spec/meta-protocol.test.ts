@@ -166,6 +166,7 @@ const SCRIPTS: Record<string, Script> = {
     `mg ${'k'.repeat(251)} v\r\n`,
   ],
   'base64 keys': ['ms AAEgDQr/ 2 b k\r\nhi\r\n', 'mg AAEgDQr/ b k v\r\n', 'mg AAEgDQr/ k\r\n', 'ms $k 1\r\nx\r\n'],
+  'control bytes are key bytes in both protocols': ['set $k\x01\t\x7f 0 0 1\r\nx\r\nget $k\x01\t\x7f\r\nmg $k\x01\t\x7f v k\r\n'],
   'meta and classic commands share items and CAS values': [
     'set $k 3 0 2\r\nhi\r\n',
     'mg $k v f c\r\n',

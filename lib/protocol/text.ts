@@ -248,15 +248,11 @@ export class TextParser {
     return Parsed.Local;
   }
 
+  /** Token i as a key: memcached checks only the length (control bytes are key bytes too). */
   private key(buf: Buffer, i: number): Uint8Array | null {
     const s = this.ts[i]!;
     const e = this.te[i]!;
-    if (e - s > KEY_MAX_LENGTH) return null;
-    for (let p = s; p < e; p++) {
-      const c = buf[p]!;
-      if (c < 0x21 || c === 0x7f) return null;
-    }
-    return buf.subarray(s, e);
+    return e - s > KEY_MAX_LENGTH ? null : buf.subarray(s, e);
   }
 
   private keyCmd(op: ShardOp, key: Uint8Array, noreply: boolean): KeyCommand {
