@@ -343,6 +343,8 @@ const scenarios = (duration: number): Scenario[] => {
     { id: 'a', title: '50 conns, pipeline 1, 90% get', args: ['--threads', '2', '--conns', '25', '--pipeline', '1', ...common] },
     { id: 'b', title: '50 conns, pipeline 16, 90% get', args: ['--threads', '2', '--conns', '25', '--pipeline', '16', ...common] },
     { id: 'c', title: '4 conns, pipeline 1, 90% get', args: ['--threads', '1', '--conns', '4', '--pipeline', '1', ...common] },
+    { id: 'd', title: 'meta (ms/mg), 50 conns, pipeline 16', args: ['--threads', '2', '--conns', '25', '--pipeline', '16', '--protocol', 'meta', ...common] },
+    { id: 'e', title: 'meta (ms/mg), 4 conns, pipeline 1', args: ['--threads', '1', '--conns', '4', '--pipeline', '1', '--protocol', 'meta', ...common] },
   ];
 };
 

@@ -307,3 +307,15 @@ both('me: the item dump, EN on a miss', (t, s) => {
   t.equal(s.send('me k\r\n'), `ME k exp=97 la=3 cas=${cas} fetch=no cls=1 size=65\r\n`);
   t.equal(s.send('me nope\r\n'), 'EN\r\n');
 });
+
+both('large values: ms and mg carry values chained over several slab chunks', (t, s) => {
+  const value = Buffer.alloc(300_000);
+  for (let i = 0; i < value.length; i++) value[i] = (i * 7) & 0xff;
+  const request = Buffer.concat([Buffer.from(`ms big ${value.length} T0\r\n`), value, Buffer.from('\r\n')]);
+  t.equal(s.send(request), 'HD\r\n');
+  const reply = s.send('mg big s v\r\n');
+  const head = `VA ${value.length} s${value.length}\r\n`;
+  t.equal(reply.slice(0, head.length), head);
+  t.ok(Buffer.from(reply.slice(head.length, -2), 'latin1').equals(value), 'the value comes back byte for byte');
+  t.equal(s.send('ms big 2 MA s\r\n!!\r\n'), `HD s${value.length + 2}\r\n`, 'append to a chained value');
+});
