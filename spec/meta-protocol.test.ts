@@ -248,3 +248,31 @@ t.test('stampede on a stale item: one W among 50, the rest Z X, until the winner
   const cas = /c(\d+)/.exec(winners[0]!)?.[1];
   t.equal(await exchange(c, `ms hot 3 C${cas} T300\r\nnew\r\nmg hot v\r\n`), 'HD\r\nVA 3\r\nnew\r\n', 'the winner recaches with its CAS');
 });
+
+const COUNTED = [
+  'cmd_get', 'get_hits', 'get_misses', 'cmd_touch', 'touch_hits', 'touch_misses', 'cmd_set', 'delete_hits',
+  'delete_misses', 'incr_hits', 'incr_misses', 'decr_hits', 'decr_misses', 'cas_hits', 'cas_badval', 'cas_misses',
+  'cmd_meta',
+];
+
+async function counters(c: RawClient): Promise<Map<string, number>> {
+  const stats = await exchange(c, 'stats\r\n');
+  return new Map([...stats.matchAll(/^STAT (\S+) (\d+)\r$/gm)].map((m) => [m[1]!, Number(m[2])]));
+}
+
+t.test('meta commands count in stats as memcached counts them', async (t) => {
+  const script = [
+    'mg sc-a v\r\n', 'ms sc-a 1 T0\r\nx\r\n', 'mg sc-a v\r\n', 'mg sc-a T30\r\n', 'mg sc-b T30\r\n', 'mg sc-c N30\r\n',
+    'md sc-a\r\n', 'md sc-a\r\n', 'ms sc-n 1\r\n5\r\n', 'ma sc-n\r\n', 'ma sc-n MD\r\n', 'ma sc-m\r\n', 'ma sc-m MD\r\n',
+    'ma sc-v N0\r\n', 'ms sc-n 1 C1\r\n1\r\n', 'ms sc-none 1 C1\r\n1\r\n', 'me sc-n\r\n', 'me sc-none\r\n',
+  ];
+  const [ours, theirs] = await Promise.all([client(t, memshard), client(t, memcached)]);
+  for (const c of [ours, theirs]) await exchange(c, 'flush_all\r\n');
+  const delta = async (c: RawClient) => {
+    const before = await counters(c);
+    for (const step of script) await exchange(c, step);
+    const after = await counters(c);
+    return Object.fromEntries(COUNTED.map((name) => [name, after.get(name)! - before.get(name)!]));
+  };
+  t.same(await delta(ours), await delta(theirs));
+});
