@@ -179,6 +179,13 @@ function tokenize(buf: Uint8Array, start: number, end: number, flagsFrom: number
   return n;
 }
 
+/** The flags that take a TTL: N (placeholder TTL), T (new TTL), R (recache threshold). */
+const TTL_FLAGS: Record<number, [number, 'vivifyTtl' | 'ttl' | 'recacheTtl']> = {
+  [code('N')]: [MetaBit.Vivify, 'vivifyTtl'],
+  [code('T')]: [MetaBit.Ttl, 'ttl'],
+  [code('R')]: [MetaBit.Recache, 'recacheTtl'],
+};
+
 /** memcached's _meta_flag_preparse; decodes the key on `b` when keyOut is given. */
 function readFlags(buf: Uint8Array, from: number, n: number, req: MetaRequest, keyOut: { key: Uint8Array } | null): string | null {
   const seen = new Set<number>();
@@ -205,25 +212,14 @@ function readFlags(buf: Uint8Array, from: number, n: number, req: MetaRequest, k
           else keyOut.key = key;
         }
         break;
-      case 'N': {
-        req.bits |= MetaBit.Vivify;
-        const v = argI32(buf, s, e);
-        if (v === null) fail(MetaErrors.badToken);
-        else req.vivifyTtl = v;
-        break;
-      }
-      case 'T': {
-        req.bits |= MetaBit.Ttl;
-        const v = argI32(buf, s, e);
-        if (v === null) fail(MetaErrors.badToken);
-        else req.ttl = v;
-        break;
-      }
+      case 'N':
+      case 'T':
       case 'R': {
-        req.bits |= MetaBit.Recache;
+        const [bit, field] = TTL_FLAGS[flag]!;
+        req.bits |= bit;
         const v = argI32(buf, s, e);
         if (v === null) fail(MetaErrors.badToken);
-        else req.recacheTtl = v;
+        else req[field] = v;
         break;
       }
       case 'O':
