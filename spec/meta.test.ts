@@ -182,7 +182,8 @@ both('mg: T sets the TTL in its place among the flags; t without TTL is -1', (t,
   t.equal(s.send('mg k t\r\n'), 'HD t20\r\n');
   s.tick(20);
   t.equal(s.send('mg k t\r\n'), 'EN\r\n', 'expired');
-  s.send('ms k 1 T-1\r\nx\r\n');
+  s.send('ms k 1\r\nx\r\n');
+  t.equal(s.send('mg k T-1 t\r\n'), `HD t${2 ** 32 + 1 - 1030}\r\n`, 'a TTL already past wraps around, as in memcached');
   t.equal(s.send('mg k v\r\n'), 'EN\r\n', 'a negative TTL expires at once');
 });
 
@@ -298,6 +299,7 @@ both('ma: incr, decr, delta, create with N and J, CAS, TTL, q', (t, s) => {
   t.equal(s.send('mg n s\r\n'), 'HD s20\r\n', 'like memcached, a shorter number is padded in place');
   t.equal(s.send('ma m N60 q\r\nmg m v t\r\n'), 'VA 1 t60\r\n0\r\n', 'a quiet create still takes N');
   t.equal(s.send('ms txt 2\r\nab\r\nma txt\r\n'), 'HD\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\n');
+  t.equal(s.send('ms empty 0\r\n\r\nma empty C1\r\n'), 'HD\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\n', 'an empty value fails before the CAS compare');
 });
 
 both('me: the item dump, EN on a miss', (t, s) => {

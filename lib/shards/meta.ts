@@ -26,6 +26,11 @@ const SET_ERROR: Record<number, string> = {
 
 const has = (m: MetaRequest, bit: number) => (m.bits & bit) !== 0;
 
+/** `t`'s value: -1 without expiry; a TTL already past (T-1) wraps around as in memcached (itoa_u32). */
+function ttlText(store: Store, ref: number): number {
+  return store.exptimeOf(ref) === 0 ? -1 : store.ttlOf(ref) >>> 0;
+}
+
 /** The flag tokens of a request, in the order sent. */
 function tokens(m: MetaRequest): string[] {
   return Buffer.from(m.flags.buffer, m.flags.byteOffset, m.flags.length)
@@ -113,7 +118,7 @@ export class MetaExecutor {
           line += ` s${vlen}`;
           break;
         case 't':
-          line += ` t${store.ttlOf(ref)}`;
+          line += ` t${ttlText(store, ref)}`;
           break;
         case 'c':
           line += ` c${store.casOf(ref)}`;
@@ -261,7 +266,7 @@ export class MetaExecutor {
           line += ` c${cas}`;
           break;
         case 't':
-          line += ` t${store.ttlOf(ref)}`;
+          line += ` t${ttlText(store, ref)}`;
           break;
         case 'T':
           store.setExptime(ref, m.ttl);

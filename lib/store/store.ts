@@ -366,9 +366,11 @@ export class Store {
       if (countMiss) f[this.cnt + (incr ? C.incr_misses : C.decr_misses)]!++;
       return Status.NotFound;
     }
-    if (cas !== 0 && f[old + F_CAS] !== cas) return Status.Exists;
     const w = old * 2;
     const ovlen = this.u32[w + I_VLEN]!;
+    // memcached refuses an empty value before it compares the CAS
+    if (ovlen === 0) return Status.NonNumeric;
+    if (cas !== 0 && f[old + F_CAS] !== cas) return Status.Exists;
     const vstart = old * 8 + B_KEY + nkey;
     const chained = this.u32[w + I_CHAIN] !== 0;
     let whole: Uint8Array | null = null; // a chained value, copied out
