@@ -133,8 +133,8 @@ export function readMetaFlags(flags: Uint8Array): MetaRequest {
 
 const code = (c: string) => c.charCodeAt(0);
 /** ms modes: none, E(add) A(ppend) P(repend) R(eplace) S(et); ma: none, I/+ (incr), D/- (decr). */
-const SET_MODES = [0, ...'EAPRS'].map((c) => (typeof c === 'number' ? c : code(c)));
-const ARITH_MODES = [0, ...'I+D-'].map((c) => (typeof c === 'number' ? c : code(c)));
+const SET_MODES = [0, ...Array.from('EAPRS', code)];
+const ARITH_MODES = [0, ...Array.from('I+D-', code)];
 
 function emptyRequest(flags: Uint8Array): MetaRequest {
   return {
@@ -186,29 +186,43 @@ const TTL_FLAGS: Record<number, [number, 'vivifyTtl' | 'ttl' | 'recacheTtl']> = 
   [code('R')]: [MetaBit.Recache, 'recacheTtl'],
 };
 
+/** Flags without an argument, and their bits (P and L are proxy hints: known, ignored). */
+const PLAIN_FLAGS: Record<number, number> = {
+  [code('c')]: MetaBit.ReturnCas, [code('f')]: MetaBit.ReturnFlags, [code('h')]: MetaBit.ReturnHit,
+  [code('k')]: MetaBit.ReturnKey, [code('l')]: MetaBit.ReturnLastAccess, [code('q')]: MetaBit.Quiet,
+  [code('s')]: MetaBit.ReturnSize, [code('t')]: MetaBit.ReturnTtl, [code('u')]: MetaBit.NoBump,
+  [code('v')]: MetaBit.Value, [code('x')]: MetaBit.RemoveValue, [code('I')]: MetaBit.Invalidate,
+  [code('O')]: MetaBit.Opaque, [code('P')]: 0, [code('L')]: 0,
+};
+
+/** Flags seen in the current request: a flag was seen when its entry equals the request's number. */
+const seenIn = new Uint32Array(128);
+let requestNumber = 0;
+
 /** memcached's _meta_flag_preparse; decodes the key on `b` when keyOut is given. */
 function readFlags(buf: Uint8Array, from: number, n: number, req: MetaRequest, keyOut: { key: Uint8Array } | null): string | null {
-  const seen = new Set<number>();
+  requestNumber = (requestNumber + 1) >>> 0 || 1;
   // like memcached: a bad argument is remembered and parsing goes on (a later one may replace the
   // message); an unknown or repeated flag ends parsing at once
-  let failed = false;
-  let error: string = MetaErrors.badFormat;
-  const fail = (message: string = error) => {
-    failed = true;
-    error = message;
-  };
+  let error: string | null = null;
+  let message: string = MetaErrors.badFormat;
   for (let i = from; i < n; i++) {
     const s = ts[i]!;
     const e = te[i]!;
     const flag = buf[s]!;
-    if (seen.has(flag)) return MetaErrors.duplicate;
-    seen.add(flag);
+    if (seenIn[flag] === requestNumber) return MetaErrors.duplicate;
+    seenIn[flag] = requestNumber;
+    const plain = PLAIN_FLAGS[flag];
+    if (plain !== undefined) {
+      req.bits |= plain;
+      continue;
+    }
     switch (String.fromCharCode(flag)) {
       case 'b':
         req.bits |= MetaBit.Base64Key;
         if (keyOut !== null) {
           const key = decodeBase64Key(keyOut.key);
-          if (key === null) fail(MetaErrors.badKey);
+          if (key === null) error = message = MetaErrors.badKey;
           else keyOut.key = key;
         }
         break;
@@ -217,71 +231,29 @@ function readFlags(buf: Uint8Array, from: number, n: number, req: MetaRequest, k
       case 'R': {
         const [bit, field] = TTL_FLAGS[flag]!;
         req.bits |= bit;
-        const v = argI32(buf, s, e);
-        if (v === null) fail(MetaErrors.badToken);
+        const v = e - s > 1 ? toI32(buf, s + 1, e) : null;
+        if (v === null) error = message = MetaErrors.badToken;
         else req[field] = v;
         break;
       }
-      case 'O':
-        req.bits |= MetaBit.Opaque;
-        break;
-      case 'P':
-      case 'L':
-        break; // proxy hints, ignored
-      case 'c':
-        req.bits |= MetaBit.ReturnCas;
-        break;
-      case 'f':
-        req.bits |= MetaBit.ReturnFlags;
-        break;
-      case 'h':
-        req.bits |= MetaBit.ReturnHit;
-        break;
-      case 'k':
-        req.bits |= MetaBit.ReturnKey;
-        break;
-      case 'l':
-        req.bits |= MetaBit.ReturnLastAccess;
-        break;
-      case 'q':
-        req.bits |= MetaBit.Quiet;
-        break;
-      case 's':
-        req.bits |= MetaBit.ReturnSize;
-        break;
-      case 't':
-        req.bits |= MetaBit.ReturnTtl;
-        break;
-      case 'u':
-        req.bits |= MetaBit.NoBump;
-        break;
-      case 'v':
-        req.bits |= MetaBit.Value;
-        break;
-      case 'x':
-        req.bits |= MetaBit.RemoveValue;
-        break;
-      case 'I':
-        req.bits |= MetaBit.Invalidate;
-        break;
       case 'F': {
         req.bits |= MetaBit.ClientFlags;
         const v = e - s > 1 ? toU32(buf, s + 1, e) : null;
-        if (v === null) fail(); // memcached keeps the previous message here
+        if (v === null) error = message; // memcached keeps the previous message here
         else req.clientFlags = v;
         break;
       }
       case 'C': {
         req.bits |= MetaBit.CompareCas;
-        const v = e - s > 1 ? toU64(buf, s + 1, e) : null;
-        if (v === null) fail(MetaErrors.badToken);
+        const v = argU64(buf, s, e);
+        if (v === null) error = message = MetaErrors.badToken;
         else req.compareCas = Number(v);
         break;
       }
       case 'E': {
         req.bits |= MetaBit.NewCas;
-        const v = e - s > 1 ? toU64(buf, s + 1, e) : null;
-        if (v === null || v > BigInt(MAX_NEW_CAS)) fail(MetaErrors.badToken);
+        const v = argU64(buf, s, e);
+        if (v === null || v > BigInt(MAX_NEW_CAS)) error = message = MetaErrors.badToken;
         else req.newCas = Number(v);
         break;
       }
@@ -290,14 +262,14 @@ function readFlags(buf: Uint8Array, from: number, n: number, req: MetaRequest, k
         req.mode = s + 1 < e ? buf[s + 1]! : 0x20;
         break;
       case 'J': {
-        const v = e - s > 1 ? toU64(buf, s + 1, e) : null;
-        if (v === null) fail(MetaErrors.badInitial);
+        const v = argU64(buf, s, e);
+        if (v === null) error = message = MetaErrors.badInitial;
         else req.initial = v;
         break;
       }
       case 'D': {
-        const v = e - s > 1 ? toU64(buf, s + 1, e) : null;
-        if (v === null) fail(MetaErrors.badDelta);
+        const v = argU64(buf, s, e);
+        if (v === null) error = message = MetaErrors.badDelta;
         else req.delta = v;
         break;
       }
@@ -305,12 +277,12 @@ function readFlags(buf: Uint8Array, from: number, n: number, req: MetaRequest, k
         return MetaErrors.invalidFlag;
     }
   }
-  return failed ? error : null;
+  return error;
 }
 
-/** A flag's numeric argument as mcmc's tokto32 reads it (the flag needs at least one more byte). */
-function argI32(buf: Uint8Array, s: number, e: number): number | null {
-  return e - s > 1 ? toI32(buf, s + 1, e) : null;
+/** A flag's u64 argument (mcmc_toktou64 on the bytes after the flag; none is an error). */
+function argU64(buf: Uint8Array, s: number, e: number): bigint | null {
+  return e - s > 1 ? toU64(buf, s + 1, e) : null;
 }
 
 /** mcmc_tokto32: optional '-', digits, at most 11 bytes, within int32 ("-" alone is 0). */

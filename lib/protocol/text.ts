@@ -302,14 +302,28 @@ export class TextParser {
       cas = Number(c);
     }
     if (vlen < 0 || vlen > 0x7fffffff - 2) return this.fail(noreply ? '' : Errors.badFormat);
-    const dataStart = this.next;
+    const kind = this.withValue(buf, end, op, key, vlen, noreply, op === Op.Set);
+    if (kind === Parsed.Key && this.keyCommand!.op === op) {
+      const cmd = this.keyCommand!;
+      cmd.flags = flags;
+      cmd.exptime = exptime;
+      cmd.cas = cas;
+    }
+    return kind;
+  }
+
+  /**
+   * The data block of a storage command: the command with its value (Key), Incomplete, the bad
+   * chunk error, or a too large value refused without being buffered (a SetTooLarge command that
+   * removes the old item when `dropsOld`; the value is swallowed).
+   */
+  private withValue(buf: Buffer, end: number, op: ShardOp, key: Uint8Array, vlen: number, noreply: boolean, dropsOld: boolean): ParsedKind {
     if (vlen > this.maxValue) {
-      // refuse without buffering: the shard removes the old item (for set) and counts it
-      const cmd = this.keyCmd(Op.SetTooLarge, key, noreply);
-      cmd.flags = op === Op.Set ? 1 : 0;
+      this.keyCmd(Op.SetTooLarge, key, noreply).flags = dropsOld ? 1 : 0;
       this.swallow = vlen + 2;
       return Parsed.Key;
     }
+    const dataStart = this.next;
     const dataEnd = dataStart + vlen;
     if (dataEnd + 2 > end) {
       this.need = dataEnd + 2 - this.start;
@@ -317,11 +331,7 @@ export class TextParser {
     }
     this.next = dataEnd + 2;
     if (buf[dataEnd] !== 0x0d || buf[dataEnd + 1] !== CRLF) return this.fail(noreply ? '' : Errors.badChunk);
-    const cmd = this.keyCmd(op, key, noreply);
-    cmd.flags = flags;
-    cmd.exptime = exptime;
-    cmd.cas = cas;
-    cmd.value = buf.subarray(dataStart, dataEnd);
+    this.keyCmd(op, key, noreply).value = buf.subarray(dataStart, dataEnd);
     this.swallow = 0;
     return Parsed.Key;
   }
@@ -334,26 +344,10 @@ export class TextParser {
       this.keyCmd(op, line.key, false).meta = line.request;
       return Parsed.Key;
     }
-    const vlen = line.valueLength;
-    if (vlen > this.maxValue) {
-      // like memcached's ms: the old item goes whatever the mode
-      this.keyCmd(Op.SetTooLarge, line.key, false).flags = 1;
-      this.swallow = vlen + 2;
-      return Parsed.Key;
-    }
-    const dataStart = this.next;
-    const dataEnd = dataStart + vlen;
-    if (dataEnd + 2 > end) {
-      this.need = dataEnd + 2 - this.start;
-      return Parsed.Incomplete;
-    }
-    this.next = dataEnd + 2;
-    if (buf[dataEnd] !== 0x0d || buf[dataEnd + 1] !== CRLF) return this.fail(Errors.badChunk);
-    const cmd = this.keyCmd(op, line.key, false);
-    cmd.value = buf.subarray(dataStart, dataEnd);
-    cmd.meta = line.request;
-    this.swallow = 0;
-    return Parsed.Key;
+    // like memcached's ms, a too large value drops the old item whatever the mode
+    const kind = this.withValue(buf, end, op, line.key, line.valueLength, false, true);
+    if (kind === Parsed.Key && this.keyCommand!.op === op) this.keyCommand!.meta = line.request;
+    return kind;
   }
 
   private parseDelete(buf: Buffer, n: number): ParsedKind {

@@ -403,18 +403,8 @@ export class Store {
       this.lastRef = old;
       return Status.Ok;
     }
-    const flags = this.u32[w + I_CFLAGS]!;
-    const exp = this.i32[w + I_EXPTIME]!;
-    const cls = this.classFor(ITEM_HEADER_BYTES + nkey + n);
-    const ref = this.alloc(cls);
-    if (ref === 0) {
-      f[this.cnt + C.store_no_memory]!++;
-      return Status.NoMemory;
-    }
-    if (old !== ref && this.isLinked(old)) this.remove(old);
-    const b = this.writeHeader(ref, cls, key, flags, exp, n);
-    for (let i = 0; i < n; i++) u8[b + i] = digits.charCodeAt(i);
-    this.link(ref, h, cls);
+    const ref = this.linkSmall(key, h, old, this.u32[w + I_CFLAGS]!, this.i32[w + I_EXPTIME]!, Buffer.from(digits, 'latin1'));
+    if (ref === 0) return Status.NoMemory;
     this.lastRef = ref;
     return Status.Ok;
   }
@@ -533,19 +523,9 @@ export class Store {
    */
   insert(key: Uint8Array, flags: number, exptime: number, value: Uint8Array, cas: number): number {
     this.now = this.clock.now();
-    const nkey = key.length;
-    const h = fnv1a32(key, 0, nkey);
-    const old = this.lookup(key, h, false);
-    const cls = this.classFor(ITEM_HEADER_BYTES + nkey + value.length);
-    const ref = this.alloc(cls);
-    if (ref === 0) {
-      this.f64[this.cnt + C.store_no_memory]!++;
-      return 0;
-    }
-    if (old !== 0 && old !== ref && this.isLinked(old)) this.remove(old);
-    this.u8.set(value, this.writeHeader(ref, cls, key, flags, this.realtime(exptime), value.length));
-    if (cas !== 0) this.f64[ref + F_CAS] = cas;
-    this.link(ref, h, cls);
+    const h = fnv1a32(key, 0, key.length);
+    const ref = this.linkSmall(key, h, this.lookup(key, h, false), flags, this.realtime(exptime), value);
+    if (ref !== 0 && cas !== 0) this.f64[ref + F_CAS] = cas;
     return ref;
   }
 
@@ -726,6 +706,24 @@ export class Store {
       else lo = mid + 1;
     }
     return lo + 1;
+  }
+
+  /**
+   * Links a new item of one chunk (flags, server exptime, value) under key, replacing `old` (its
+   * live item or 0); returns it, or 0 (counted) when memory is full.
+   */
+  private linkSmall(key: Uint8Array, h: number, old: number, flags: number, exp: number, value: Uint8Array): number {
+    const cls = this.classFor(ITEM_HEADER_BYTES + key.length + value.length);
+    const ref = this.alloc(cls);
+    if (ref === 0) {
+      this.f64[this.cnt + C.store_no_memory]!++;
+      return 0;
+    }
+    // allocation may have evicted `old` (then ref may be its chunk): only a linked old item goes
+    if (old !== 0 && old !== ref && this.isLinked(old)) this.remove(old);
+    this.u8.set(value, this.writeHeader(ref, cls, key, flags, exp, value.length));
+    this.link(ref, h, cls);
+    return ref;
   }
 
   private isLinked(ref: number): boolean {
