@@ -22,6 +22,15 @@ export class Credentials {
     return new Credentials(users);
   }
 
+  /** The digests, to hand to another thread (Credentials.of rebuilds them). */
+  get entries(): Array<[string, Uint8Array]> {
+    return [...this.users].map(([user, hash]) => [user, new Uint8Array(hash)]);
+  }
+
+  static of(entries: Array<[string, Uint8Array]>): Credentials {
+    return new Credentials(new Map(entries.map(([user, hash]) => [user, Buffer.from(hash)])));
+  }
+
   get size(): number {
     return this.users.size;
   }

@@ -1,6 +1,7 @@
 /**
- * One client connection on the front end: input buffering, text parsing, the ordered reply queue
- * (pipelined replies leave in request order even when shards answer out of order), write
+ * One client connection, served by the thread that accepted it: input buffering, parsing, running
+ * each command at once on its key's shard, the ordered reply queue (a `stats` reply may come
+ * later than the replies after it are ready; they still leave in request order), write
  * coalescing and backpressure.
  */
 import type { Socket } from 'node:net';
@@ -8,35 +9,32 @@ import { type Credentials, parsePlain } from './auth.js';
 import { BinaryParser, BinOp, BinParsed, BinStatus, REQUEST_MAGIC, writeError, writeResponse } from './protocol/binary.js';
 import { Op, type BinaryRequest, type KeyCommand, type LocalCommand } from './protocol/command.js';
 import { Parsed, TextParser } from './protocol/text.js';
-import { ReplyWriter } from './shards/batch.js';
+import { ReplyWriter } from './shards/reply-writer.js';
+import type { Protocol } from './threads/thread-stats.js';
 import { MEMCACHED_VERSION } from './version.js';
-import type { ReplySink } from './shards/shard-set.js';
 import type { Clock } from './store/store.js';
 
 /** What the connection needs from the server. */
 export interface ConnectionHost {
   readonly maxValue: number;
-  readonly shardCount: number;
   shardOf(key: Uint8Array): number;
+  /** Run a key command on its shard now; its reply bytes. */
+  execute(shard: number, cmd: KeyCommand): Buffer;
   /**
-   * Run a key command now on the front end's thread if `inline` and the shard is free (then
-   * return true, its reply already filled), else queue it for the shard.
-   */
-  dispatch(shard: number, cmd: KeyCommand, sink: ReplySink, slot: number, inline: boolean): boolean;
-  /**
-   * Answer a front-end command for reply slot `slot`: a reply, null to close the connection after
-   * the earlier replies, or undefined when the host fills the slot itself later.
+   * Answer a command that is not for one key, for reply slot `slot`: a reply, null to close the
+   * connection after the earlier replies, or undefined when the host fills the slot itself later.
    */
   local(cmd: LocalCommand, conn: Connection, slot: number): string | null | undefined;
   /** SASL PLAIN users (-S: binary only) and text-protocol users (-Y: text only); null = open. */
   readonly sasl: Credentials | null;
   readonly asciiAuth: Credentials | null;
   countAuth(ok: boolean): void;
-  flushAll(delay: number, done: () => void): void;
-  settled(resetStats: boolean, then: () => void): void;
-  statsRows(group: string): Array<[string, string | number]> | null;
+  flushAll(delay: number): void;
+  /** The rows of a stats group (null: unknown group), now or later. */
+  statsRows(group: string, then: (rows: Array<[string, string | number]> | null) => void): void;
   /** Record a command's latency (seconds) under its name (memcached's command name, e.g. 'get'). */
-  observeLatency(command: string, seconds: number): void;
+  observeLatency(protocol: Protocol, command: string, seconds: number): void;
+  countCommand(): void;
   countRead(bytes: number): void;
   countWritten(bytes: number): void;
   readonly verbosity: number;
@@ -51,7 +49,7 @@ const MAX_PENDING_REPLIES = 16 * 1024;
 /** Marks the reply slot after which the connection closes (quit). */
 const CLOSE_MARK = Buffer.alloc(0);
 
-export class Connection implements ReplySink {
+export class Connection {
   private readonly parser: TextParser;
   /** Set when the connection's first byte is the binary protocol's request magic. */
   private binaryParser: BinaryParser | null = null;
@@ -68,15 +66,6 @@ export class Connection implements ReplySink {
   /** Reply slots; slot ids are absolute, `base` is the id of replies[0]. */
   private replies: Array<Buffer | undefined> = [];
   private base = 0;
-  /**
-   * This connection's commands waiting in shard queues: slot -> shard (ALL_SHARDS for flush_all)
-   * with when the command was parsed and its name for the latency metric,
-   * and their count per shard. A command may run inline only on a shard where none of this
-   * connection's earlier commands still wait, so a connection's commands never overtake each
-   * other; other connections' queued commands are concurrent with it and may be overtaken.
-   */
-  private readonly queuedSlots = new Map<number, { shard: number; started: number; command: string }>();
-  private readonly queuedOn: Int32Array;
   private closing = false;
   private paused = false;
   readonly id: number;
@@ -92,7 +81,6 @@ export class Connection implements ReplySink {
     this.id = id;
     this.lastCommandAt = host.clock.now();
     this.parser = new TextParser(host.maxValue);
-    this.queuedOn = new Int32Array(host.shardCount);
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('drain', () => this.maybeResume());
@@ -175,6 +163,7 @@ export class Connection implements ReplySink {
       this.need = parser.need;
       return -1;
     }
+    host.countCommand();
     if (host.verbosity >= 2) host.log(2, `<${this.id} ${buf.toString('latin1', pos, Math.min(parser.lineEnd, pos + 300))}`);
     switch (kind) {
       case Parsed.Key: {
@@ -209,12 +198,9 @@ export class Connection implements ReplySink {
       case Parsed.Local: {
         const local = parser.local!;
         const slot = this.reserve();
-        if (local.kind === 'flush_all') this.queued(slot, ALL_SHARDS, started, local.kind);
         const reply = host.local(local, this, slot);
-        if (reply !== undefined) {
-          this.fill(slot, reply === null ? CLOSE_MARK : Buffer.from(reply, 'latin1'));
-          host.observeLatency(local.kind, (performance.now() - started) / 1000);
-        }
+        if (reply !== undefined) this.fill(slot, reply === null ? CLOSE_MARK : Buffer.from(reply, 'latin1'));
+        host.observeLatency('text', local.kind, (performance.now() - started) / 1000);
         break;
       }
       case Parsed.Reply:
@@ -242,6 +228,7 @@ export class Connection implements ReplySink {
         this.closeAfterReplies();
         return end;
     }
+    this.host.countCommand();
     // Before a SASL login, anything but SASL and Version gets an auth error and a hang-up. memcached
     // checks the body lengths first (UnknownCommand), then the login, then each command's rules.
     const loginFirst = this.host.sasl !== null && !this.authenticated && !OPEN_BEFORE_AUTH.has(bp.command);
@@ -373,15 +360,9 @@ export class Connection implements ReplySink {
         else this.fill(slot, binaryReply(bp.opcode, bp.opaque, null));
         this.closeAfterReplies();
         return;
-      case BinOp.Flush: {
-        const { opcode, opaque, quiet } = bp;
-        this.queued(slot, ALL_SHARDS, started, 'flush_all');
-        this.host.flushAll(ext.length === 4 ? ext.readInt32BE(0) : 0, () => {
-          this.fill(slot, quiet ? EMPTY : binaryReply(opcode, opaque, null));
-          this.flushReplies();
-        });
-        return;
-      }
+      case BinOp.Flush:
+        this.host.flushAll(ext.length === 4 ? ext.readInt32BE(0) : 0);
+        return this.fill(slot, bp.quiet ? EMPTY : binaryReply(bp.opcode, bp.opaque, null));
       case BinOp.SaslListMechs:
         return this.fill(slot, binaryReply(bp.opcode, bp.opaque, Buffer.from('PLAIN', 'latin1')));
       case BinOp.SaslAuth:
@@ -400,8 +381,8 @@ export class Connection implements ReplySink {
       case BinOp.Stat: {
         const { opcode, opaque } = bp;
         const group = bp.key.toString('latin1');
-        this.host.settled(group === 'reset', () => {
-          this.fill(slot, binaryStats(opcode, opaque, this.host.statsRows(group)));
+        this.host.statsRows(group, (rows) => {
+          this.fill(slot, binaryStats(opcode, opaque, rows));
           this.flushReplies();
         });
         return;
@@ -409,18 +390,15 @@ export class Connection implements ReplySink {
     }
   }
 
-  /** Run or queue a key command; `command` names it for the latency metric ('' = not timed). */
+  /** Run a key command on its shard; `command` names it for the latency metric ('' = not timed). */
   private dispatch(cmd: KeyCommand, slot: number, started: number, command: string): void {
-    const shard = this.host.shardOf(cmd.key);
-    const inline = this.queuedOn[shard] === 0;
-    if (!this.host.dispatch(shard, cmd, this, slot, inline)) this.queued(slot, shard, started, command);
-    else if (command !== '') this.host.observeLatency(command, (performance.now() - started) / 1000);
+    const host = this.host;
+    this.fill(slot, host.execute(host.shardOf(cmd.key), cmd));
+    if (command !== '') host.observeLatency(this.protocol, command, (performance.now() - started) / 1000);
   }
 
-  private queued(slot: number, shard: number, started: number, command: string): void {
-    this.queuedSlots.set(slot, { shard, started, command });
-    if (shard === ALL_SHARDS) for (let i = 0; i < this.queuedOn.length; i++) this.queuedOn[i]!++;
-    else this.queuedOn[shard]!++;
+  private get protocol(): Protocol {
+    return this.binaryParser === null ? 'text' : 'binary';
   }
 
   private reserve(): number {
@@ -435,14 +413,6 @@ export class Connection implements ReplySink {
   fill(slot: number, reply: Buffer): void {
     this.replies[slot - this.base] = reply;
     this.unsentBytes += reply.length;
-    if (this.queuedSlots.size === 0) return;
-    const queued = this.queuedSlots.get(slot);
-    if (queued === undefined) return;
-    this.queuedSlots.delete(slot);
-    if (queued.command !== '') this.host.observeLatency(queued.command, (performance.now() - queued.started) / 1000);
-    const shard = queued.shard;
-    if (shard === ALL_SHARDS) for (let i = 0; i < this.queuedOn.length; i++) this.queuedOn[i]!--;
-    else this.queuedOn[shard]!--;
   }
 
   /** Write the ready prefix of the reply queue as one socket write. */
@@ -548,4 +518,4 @@ const OP_NAMES: Record<number, string> = {
   [Op.Incr]: 'incr', [Op.Decr]: 'decr', [Op.Touch]: 'touch', [Op.SetTooLarge]: 'set', [Op.MetaGet]: 'mg',
   [Op.MetaSet]: 'ms', [Op.MetaDelete]: 'md', [Op.MetaArith]: 'ma', [Op.MetaDebug]: 'me',
 };
-const ALL_SHARDS = -1;
+

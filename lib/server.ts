@@ -1,39 +1,24 @@
 /**
- * The daemon: TCP listener, connection limit, routing of key commands to shards, and the commands
- * the front end answers itself (version, verbosity, quit, shutdown, flush_all, stats).
+ * The daemon's main thread: it owns the shards' memory and the listening socket, starts the `-t`
+ * serving threads (which do all the protocol work), replaces a thread that dies, serves /metrics
+ * and relays what needs every thread (`stats conns`, shutdown, fault injection).
  */
 import type http from 'node:http';
-import net from 'node:net';
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import { Piscina } from 'piscina';
 import type { Credentials } from './auth.js';
 import type { Config } from './config.js';
 import { shardStoreConfigs } from './config.js';
-import { Connection, type ConnectionHost } from './connection.js';
-import { Op, type KeyCommand, type LocalCommand, type ShardOp } from './protocol/command.js';
-import { Errors } from './protocol/text.js';
 import { processStartedNow, serverClock } from './clock.js';
-import { GarbageBound } from './gc.js';
-import { HashRing } from './router.js';
-import { ShardSet, type ReplySink } from './shards/shard-set.js';
 import { Exporter } from './metrics/exporter.js';
-import type { HistogramChild } from './metrics/histogram.js';
 import { serveMetrics } from './metrics/http.js';
-import { StatsReporter } from './stats.js';
-import { MEMCACHED_VERSION } from './version.js';
-
-const TOO_MANY_CONNECTIONS = 'ERROR Too many open connections\r\n';
-const NO_KEY = new Uint8Array(0);
-
-export interface ServerCounters {
-  currConnections: number;
-  totalConnections: number;
-  rejectedConnections: number;
-  bytesRead: number;
-  bytesWritten: number;
-  /** flush_all commands (each shard counts its own flush too: this is the command count). */
-  flushCommands: number;
-  authCommands: number;
-  authErrors: number;
-}
+import { newShardLocks, takeOver, unlock } from './shards/lock.js';
+import type { ShardMemory } from './shards/shard-access.js';
+import { StatsReporter, type ConnInfo } from './stats.js';
+import { Store } from './store/store.js';
+import { ListenSocket } from './threads/listen-socket.js';
+import type { ThreadInit, ToMain, ToThread } from './threads/messages.js';
+import { Cell, newThreadStatsBuffers, ThreadStats } from './threads/thread-stats.js';
 
 /** Who may talk to the server: SASL PLAIN users (-S) or text-protocol users (-Y); null = open. */
 export interface ServerAuth {
@@ -41,217 +26,184 @@ export interface ServerAuth {
   ascii: Credentials | null;
 }
 
-export class Server implements ConnectionHost {
-  readonly maxValue: number;
+const WORKER_URL = new URL('../workers/serve.js', import.meta.url);
+const START_ATTEMPTS = 10;
+const CLOSE_TIMEOUT_MS = 2000;
+
+/** One serving thread's place: its piscina pool (one thread) and its port, null while it is down. */
+interface ThreadSlot {
+  pool: Piscina;
+  port: MessagePort | null;
+}
+
+/** A `stats conns` being gathered for thread `from`. */
+interface Gathering {
+  from: number;
+  request: number;
+  waiting: Set<number>;
+  conns: ConnInfo[];
+}
+
+export class Server {
   readonly processStarted = processStartedNow();
   readonly clock = serverClock(this.processStarted);
-  readonly counters: ServerCounters = {
-    currConnections: 0,
-    totalConnections: 0,
-    rejectedConnections: 0,
-    bytesRead: 0,
-    bytesWritten: 0,
-    flushCommands: 0,
-    authCommands: 0,
-    authErrors: 0,
-  };
-  verbosity: number;
-  readonly connections = new Set<Connection>();
-  readonly shards: ShardSet;
-  private readonly ring: HashRing;
-  private readonly stats: StatsReporter;
+  readonly shards: ShardMemory[];
+  readonly threads: ThreadStats;
+  private readonly statsBuffers;
+  private readonly locks: Int32Array;
+  private readonly slots: ThreadSlot[];
   private readonly exporter: Exporter;
+  private listenSocket: ListenSocket | null = null;
   private metricsServer: http.Server | null = null;
-  /** Latency histogram children by command name, created on first use. */
-  private readonly latency = new Map<string, HistogramChild>();
-  private readonly listener: net.Server;
-  private nextConnId = 0;
-  private readonly garbage = new GarbageBound();
+  private readonly gatherings = new Map<number, Gathering>();
+  private nextGathering = 0;
   private closed = false;
-
-  readonly sasl: Credentials | null;
-  readonly asciiAuth: Credentials | null;
 
   constructor(
     readonly config: Config,
-    auth: ServerAuth = { sasl: null, ascii: null },
+    private readonly auth: ServerAuth = { sasl: null, ascii: null },
   ) {
-    this.sasl = auth.sasl;
-    this.asciiAuth = auth.ascii;
-    this.maxValue = config.maxItemSize;
-    this.verbosity = config.verbosity;
-    this.ring = new HashRing(config.threads);
-    this.shards = new ShardSet(shardStoreConfigs(config), this.processStarted, (level, msg) => this.log(level, msg));
-    this.stats = new StatsReporter(this);
-    this.exporter = new Exporter(this.stats, () => this.shards.shards);
-    for (const shard of this.shards.shards) shard.batchSizes = this.exporter.batchSize.child({ shard: String(shard.index) });
-    this.listener = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
-  }
-
-  async start(): Promise<net.AddressInfo> {
-    await this.shards.start();
-    await new Promise<void>((resolve, reject) => {
-      this.listener.once('error', reject);
-      this.listener.listen({ port: this.config.port, host: this.config.listen, backlog: 1024 }, () => {
-        this.listener.off('error', reject);
-        resolve();
-      });
+    this.shards = shardStoreConfigs(config).map((cfg) => {
+      const sab = new SharedArrayBuffer(Store.byteLength(cfg));
+      new Store(sab, cfg, this.clock);
+      return { sab, config: cfg };
     });
-    if (this.config.metricsPort !== 0) {
-      const host = this.config.metricsListen ?? this.config.listen;
-      this.metricsServer = await serveMetrics(this.exporter, this.config.metricsPort, host, (level, msg) => this.log(level, msg));
-    }
-    const address = this.listener.address() as net.AddressInfo;
-    this.log(1, `memshard listening on ${address.address}:${address.port} with ${this.config.threads} shards`);
-    return address;
+    this.locks = newShardLocks(config.threads);
+    this.statsBuffers = newThreadStatsBuffers(config.threads);
+    this.threads = new ThreadStats(this.statsBuffers, config.threads);
+    Atomics.store(this.threads.shared, Cell.verbosity, config.verbosity);
+    this.exporter = new Exporter(new StatsReporter({ config, clock: this.clock, shards: this.shards, threads: this.threads }), this.threads);
+    this.slots = Array.from({ length: config.threads }, (_, t) => {
+      const pool = new Piscina({
+        filename: WORKER_URL.href,
+        minThreads: 1,
+        maxThreads: 1,
+        idleTimeout: Infinity,
+        // 'sync' would freeze the thread's event loop between tasks, and with it its sockets
+        atomics: 'disabled',
+      });
+      pool.on('error', (err: unknown) => this.log(1, `thread ${t}: error: ${String(err)}`));
+      return { pool, port: null };
+    });
   }
 
-  private accept(socket: net.Socket): void {
-    const counters = this.counters;
-    // a reset from the peer must not become an unhandled 'error' event that ends the process
-    socket.on('error', (err) => this.log(2, `connection error: ${err.message}`));
-    if (counters.currConnections >= this.config.connLimit) {
-      counters.rejectedConnections++;
-      this.log(1, 'Too many open connections');
-      socket.end(TOO_MANY_CONNECTIONS);
+  get verbosity(): number {
+    return Atomics.load(this.threads.shared, Cell.verbosity);
+  }
+
+  async start(): Promise<{ port: number }> {
+    const config = this.config;
+    this.listenSocket = await ListenSocket.open(config.port, config.listen, 1024);
+    const fds = await this.listenSocket.descriptors(config.threads);
+    await Promise.all(fds.map((fd, t) => this.startThread(t, fd)));
+    if (config.metricsPort !== 0) {
+      const host = config.metricsListen ?? config.listen;
+      this.metricsServer = await serveMetrics(this.exporter, config.metricsPort, host, (level, msg) => this.log(level, msg));
+    }
+    this.log(1, `memshard listening on ${config.listen ?? '0.0.0.0'}:${this.listenSocket.port} with ${config.threads} threads`);
+    return { port: this.listenSocket.port };
+  }
+
+  /** Start serving thread t on descriptor fd; retried while piscina is still replacing a dead one. */
+  private async startThread(t: number, fd: number): Promise<void> {
+    const slot = this.slots[t]!;
+    for (let attempt = 1; ; attempt++) {
+      const { port1, port2 } = new MessageChannel();
+      const init: ThreadInit = {
+        thread: t,
+        fd,
+        shards: this.shards,
+        locks: this.locks,
+        stats: this.statsBuffers,
+        config: this.config,
+        processStarted: this.processStarted,
+        sasl: this.auth.sasl?.entries ?? null,
+        ascii: this.auth.ascii?.entries ?? null,
+        port: port2,
+      };
+      try {
+        await slot.pool.run(init, { transferList: [port2] as never });
+      } catch (err) {
+        port1.close();
+        if (attempt === START_ATTEMPTS || this.closed) throw err;
+        await new Promise((resolve) => setTimeout(resolve, 20 * attempt));
+        continue;
+      }
+      port1.on('message', (msg: ToMain) => this.onMessage(t, msg));
+      port1.on('close', () => this.onThreadExit(t, port1));
+      slot.port = port1;
       return;
     }
-    counters.currConnections++;
-    counters.totalConnections++;
-    const conn = new Connection(socket, this, this.nextConnId++);
-    this.connections.add(conn);
-    this.log(2, `<${conn.id} new client connection`);
-    socket.on('close', () => {
-      counters.currConnections--;
-      this.connections.delete(conn);
-      this.log(2, `<${conn.id} connection closed.`);
-    });
   }
 
-  get shardCount(): number {
-    return this.config.threads;
+  /**
+   * A thread that died took its connections with it. A shard whose lock it held may be half
+   * changed: it is emptied (a cache may lose entries, never return wrong ones); every other shard
+   * is kept. Then a new thread takes its place on a new descriptor of the listening socket.
+   */
+  private onThreadExit(t: number, port: MessagePort): void {
+    const slot = this.slots[t]!;
+    if (slot.port !== port) return;
+    slot.port = null;
+    this.threads.threadGone(t);
+    for (const g of this.gatherings.values()) this.answered(g, t, []);
+    if (this.closed) return;
+    for (let s = 0; s < this.shards.length; s++) {
+      if (!takeOver(this.locks, s, t, this.config.threads)) continue;
+      const shard = this.shards[s]!;
+      new Store(shard.sab, shard.config, this.clock);
+      Atomics.add(this.threads.shared, Cell.shardResets, 1);
+      unlock(this.locks, s);
+      this.log(1, `shard ${s}: thread ${t} died holding its lock, shard emptied`);
+    }
+    this.log(1, `thread ${t}: exited, starting a replacement`);
+    this.listenSocket!.descriptors(1)
+      .then(([fd]) => this.startThread(t, fd!))
+      .then(
+        () => {
+          Atomics.add(this.threads.shared, Cell.threadRestarts, 1);
+          this.log(1, `thread ${t}: replacement serving`);
+        },
+        (err: unknown) => this.log(1, `thread ${t}: restart failed: ${String(err)}`),
+      );
   }
 
-  shardOf(key: Uint8Array): number {
-    return this.ring.shardOf(key);
-  }
-
-  dispatch(shard: number, cmd: KeyCommand, sink: ReplySink, slot: number, inline: boolean): boolean {
-    if (inline) {
-      const reply = this.shards.tryInline(shard, cmd);
-      if (reply !== null) {
-        sink.fill(slot, reply);
-        return true;
+  private onMessage(t: number, msg: ToMain): void {
+    switch (msg.type) {
+      case 'gatherConns': {
+        const id = this.nextGathering++;
+        const live = this.slots.flatMap((s, i) => (s.port === null ? [] : [i]));
+        const g: Gathering = { from: t, request: msg.request, waiting: new Set(live), conns: [] };
+        this.gatherings.set(id, g);
+        for (const i of live) this.post(i, { type: 'conns', request: id });
+        return;
       }
-    }
-    // noreply commands get an empty reply too: its arrival tells the connection they are applied
-    this.shards.enqueue(shard, cmd, sink, slot);
-    return false;
-  }
-
-  local(cmd: LocalCommand, conn: Connection, slot: number): string | null | undefined {
-    switch (cmd.kind) {
-      case 'version':
-        return `VERSION ${MEMCACHED_VERSION}\r\n`;
-      case 'mn':
-        return 'MN\r\n';
-      case 'quit':
-        return null;
-      case 'verbosity':
-        this.verbosity = Math.min(cmd.level, 2);
-        return cmd.noreply ? '' : 'OK\r\n';
-      case 'flush_all':
-        this.flushAll(cmd.delay, () => {
-          conn.fill(slot, cmd.noreply ? EMPTY : OK);
-          conn.flushReplies();
-        });
-        return undefined;
+      case 'conns': {
+        const g = this.gatherings.get(msg.request);
+        if (g !== undefined) this.answered(g, t, msg.conns);
+        return;
+      }
       case 'shutdown':
-        if (!this.config.enableShutdown) return Errors.shutdownDisabled;
-        if (cmd.mode === 'invalid') return Errors.shutdownMode;
-        this.log(1, `shutdown requested by connection ${conn.id}`);
         setImmediate(() => void this.close().then(() => process.exit(0)));
-        return null;
-      case 'debug':
-        return this.debug(cmd.args);
-      case 'stats':
-        this.settled(cmd.group === 'reset', () => {
-          conn.fill(slot, Buffer.from(this.stats.report(cmd.group, cmd.args), 'latin1'));
-          conn.flushReplies();
-        });
-        return undefined;
+        return;
+      case 'crash':
+        this.post(msg.thread, { type: 'crash', holdingLock: msg.holdingLock });
+        return;
+      case 'closed':
+        return;
     }
   }
 
-  /** flush_all: `done` runs once every shard has applied it (so a later get may read shared memory). */
-  flushAll(delay: number, done: () => void): void {
-    this.counters.flushCommands++;
-    this.broadcast(Op.FlushAll, delay, done);
+  private answered(g: Gathering, t: number, conns: ConnInfo[]): void {
+    if (!g.waiting.delete(t)) return;
+    g.conns.push(...conns);
+    if (g.waiting.size > 0) return;
+    for (const [id, other] of this.gatherings) if (other === g) this.gatherings.delete(id);
+    this.post(g.from, { type: 'connsReply', request: g.request, conns: g.conns });
   }
 
-  /** Run `then` once every shard has executed what was queued before (and reset its stats first if asked). */
-  settled(resetStats: boolean, then: () => void): void {
-    this.broadcast(resetStats ? Op.ResetStats : Op.Barrier, 0, then);
-  }
-
-  /** Rows of a stats group, for the binary Stat command (null: unknown group). */
-  statsRows(group: string): Array<[string, string | number]> | null {
-    return this.stats.rows(group);
-  }
-
-  /**
-   * Test hooks, like memcached's debug-build commands: off unless MEMSHARD_FAULT_INJECTION=1.
-   * `debug crash_shard <n>` makes shard n's worker exit, to exercise its replacement.
-   */
-  private debug(args: string[]): string {
-    const shard = Number(args[1]);
-    if (process.env['MEMSHARD_FAULT_INJECTION'] !== '1' || args[0] !== 'crash_shard') return Errors.error;
-    if (!Number.isInteger(shard) || shard < 0 || shard >= this.config.threads) return Errors.badFormat;
-    this.log(1, `fault injection: crashing shard ${shard}`);
-    this.shards.enqueue(shard, keyless(Op.Crash, 0, true), null, 0);
-    return 'OK\r\n';
-  }
-
-  /**
-   * Send a key-less command to every shard; `done` runs when all of them have executed it. A
-   * command without `done` needs no wait: it is queued ahead of any later command on every shard,
-   * so no client can observe it unapplied.
-   */
-  private broadcast(op: ShardOp, exptime: number, done: (() => void) | null): void {
-    let waiting = this.config.threads;
-    const sink: ReplySink | null =
-      done === null
-        ? null
-        : {
-            fill: () => {
-              if (--waiting === 0) done();
-            },
-            flushReplies: () => {},
-          };
-    for (let shard = 0; shard < this.config.threads; shard++) this.shards.enqueue(shard, keyless(op, exptime, sink === null), sink, 0);
-  }
-
-  observeLatency(command: string, seconds: number): void {
-    let child = this.latency.get(command);
-    if (child === undefined) {
-      child = this.exporter.latency.child({ command, protocol: 'text' });
-      this.latency.set(command, child);
-    }
-    child.observe(seconds);
-  }
-
-  countAuth(ok: boolean): void {
-    this.counters.authCommands++;
-    if (!ok) this.counters.authErrors++;
-  }
-
-  countRead(bytes: number): void {
-    this.counters.bytesRead += bytes;
-    this.garbage.allocated(bytes);
-  }
-
-  countWritten(bytes: number): void {
-    this.counters.bytesWritten += bytes;
+  private post(t: number, msg: ToThread): void {
+    this.slots[t]?.port?.postMessage(msg);
   }
 
   log(level: number, msg: string): void {
@@ -261,17 +213,26 @@ export class Server implements ConnectionHost {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.listener.close();
     this.metricsServer?.close();
-    for (const conn of this.connections) conn.socket.destroy();
-    await this.shards.close();
+    this.listenSocket?.close();
+    await Promise.all(
+      this.slots.map(async (slot) => {
+        const port = slot.port;
+        if (port !== null) {
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, CLOSE_TIMEOUT_MS);
+            port.on('message', (msg: ToMain) => {
+              if (msg.type === 'closed') {
+                clearTimeout(timer);
+                resolve();
+              }
+            });
+            port.postMessage({ type: 'close' } satisfies ToThread);
+          });
+        }
+        slot.port = null;
+        await slot.pool.destroy();
+      }),
+    );
   }
 }
-
-/** A command for a whole shard rather than a key (flush, stats barrier, fault injection). */
-function keyless(op: ShardOp, exptime: number, noreply: boolean): KeyCommand {
-  return { op, key: NO_KEY, flags: 0, exptime, cas: 0, delta: 0n, value: null, noreply, end: false };
-}
-
-const EMPTY = Buffer.alloc(0);
-const OK = Buffer.from('OK\r\n');

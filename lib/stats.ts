@@ -4,7 +4,10 @@
  */
 import { chunkMaxFor } from './store/slabs.js';
 import { readShardStats, type ShardStats } from './store/stats.js';
-import type { Server } from './server.js';
+import type { Config } from './config.js';
+import type { ShardMemory } from './shards/shard-access.js';
+import type { Clock } from './store/store.js';
+import { Cell, Field, type ThreadStats } from './threads/thread-stats.js';
 import { MEMCACHED_VERSION, MEMSHARD_VERSION } from './version.js';
 
 export type Row = [string, string | number];
@@ -39,11 +42,28 @@ function seconds(micros: number): string {
   return `${Math.floor(micros / 1e6)}.${String(Math.floor(micros % 1e6)).padStart(6, '0')}`;
 }
 
-export class StatsReporter {
-  constructor(private readonly server: Server) {}
+/** What stats are computed from: all of it in shared memory, readable from any thread. */
+export interface StatsSource {
+  readonly config: Config;
+  readonly clock: Clock;
+  readonly shards: readonly ShardMemory[];
+  readonly threads: ThreadStats;
+}
 
-  /** The reply to `stats <group> <args>`. */
-  report(group: string, args: string[]): string {
+/** One open connection, as `stats conns` shows it. */
+export interface ConnInfo {
+  id: number;
+  addr: string;
+  listenAddr: string;
+  state: string;
+  lastCommandAt: number;
+}
+
+export class StatsReporter {
+  constructor(private readonly source: StatsSource) {}
+
+  /** The reply to `stats <group> <args>`; `conns` is every thread's connections (for `stats conns`). */
+  report(group: string, args: string[], conns: ConnInfo[] = []): string {
     switch (group) {
       case 'reset':
         this.resetFrontEnd();
@@ -51,14 +71,14 @@ export class StatsReporter {
       case 'detail':
         return args.length === 0 ? 'CLIENT_ERROR usage: stats detail on|off|dump\r\n' : 'CLIENT_ERROR stats detail not supported\r\n';
       default: {
-        const rows = this.rows(group);
+        const rows = this.rows(group, conns);
         return rows === null ? 'ERROR\r\n' : render(rows);
       }
     }
   }
 
   /** The rows of a stats group ('' = general), or null for an unknown group. `reset` resets. */
-  rows(group: string): Row[] | null {
+  rows(group: string, conns: ConnInfo[] = []): Row[] | null {
     switch (group) {
       case '':
         return this.general();
@@ -71,7 +91,7 @@ export class StatsReporter {
       case 'sizes':
         return [['sizes_status', 'disabled']];
       case 'conns':
-        return this.conns();
+        return this.conns(conns);
       case 'reset':
         this.resetFrontEnd();
         return [];
@@ -83,11 +103,11 @@ export class StatsReporter {
   /** Every shard's counters and classes, read from shared memory now. */
   shardStats(): ShardStats[] {
     const now = this.now();
-    return this.server.shards.shards.map((s) => readShardStats(s.sab, s.config, now));
+    return this.source.shards.map((s) => readShardStats(s.sab, s.config, now));
   }
 
   private now(): number {
-    return this.server.clock.now();
+    return this.source.clock.now();
   }
 
   /** Sum of one counter over all shards. */
@@ -98,8 +118,8 @@ export class StatsReporter {
   }
 
   general(shards = this.shardStats()): Row[] {
-    const server = this.server;
-    const c = server.counters;
+    const { config, threads } = this.source;
+    const c = (field: number): number => threads.total(field);
     const total = (name: string): number => StatsReporter.total(shards, name);
     const usage = process.resourceUsage();
     const rows: Row[] = [
@@ -111,25 +131,25 @@ export class StatsReporter {
       ['pointer_size', 64],
       ['rusage_user', seconds(usage.userCPUTime)],
       ['rusage_system', seconds(usage.systemCPUTime)],
-      ['max_connections', server.config.connLimit],
-      ['curr_connections', c.currConnections],
-      ['total_connections', c.totalConnections],
-      ['rejected_connections', c.rejectedConnections],
-      ['connection_structures', c.currConnections],
+      ['max_connections', config.connLimit],
+      ['curr_connections', c(Field.currConnections)],
+      ['total_connections', c(Field.totalConnections)],
+      ['rejected_connections', c(Field.rejectedConnections)],
+      ['connection_structures', c(Field.currConnections)],
       ['reserved_fds', 0],
     ];
-    for (const name of COMMAND_COUNTERS) rows.push([name, name === 'cmd_flush' ? c.flushCommands : total(name)]);
+    for (const name of COMMAND_COUNTERS) rows.push([name, name === 'cmd_flush' ? c(Field.flushCommands) : total(name)]);
     rows.push(
-      ['auth_cmds', c.authCommands],
-      ['auth_errors', c.authErrors],
+      ['auth_cmds', c(Field.authCommands)],
+      ['auth_errors', c(Field.authErrors)],
       ['idle_kicks', 0],
-      ['bytes_read', c.bytesRead],
-      ['bytes_written', c.bytesWritten],
-      ['limit_maxbytes', server.config.memoryLimitMb * 1024 * 1024],
+      ['bytes_read', c(Field.bytesRead)],
+      ['bytes_written', c(Field.bytesWritten)],
+      ['limit_maxbytes', config.memoryLimitMb * 1024 * 1024],
       ['accepting_conns', 1],
       ['listen_disabled_num', 0],
       ['time_in_listen_disabled_us', 0],
-      ['threads', server.config.threads],
+      ['threads', config.threads],
       ['conn_yields', 0],
       ['hash_power_level', Math.max(...shards.map((s) => s.hashPowerLevel))],
       ['hash_bytes', shards.reduce((sum, s) => sum + s.hashBytes, 0)],
@@ -145,22 +165,21 @@ export class StatsReporter {
     for (const name of ITEM_TOTALS) rows.push([name, total(name)]);
     rows.push(
       ['memshard_version', MEMSHARD_VERSION],
-      ['memshard_worker_restarts', server.shards.shards.reduce((sum, s) => sum + s.restarts, 0)],
-      ['memshard_inline_commands', server.shards.shards.reduce((sum, s) => sum + s.inlineCommands, 0)],
-      ['memshard_batches', server.shards.shards.reduce((sum, s) => sum + s.batches, 0)],
+      ['memshard_worker_restarts', Atomics.load(threads.shared, Cell.threadRestarts)],
+      ['memshard_shard_resets', Atomics.load(threads.shared, Cell.shardResets)],
     );
     return rows;
   }
 
   settings(): Row[] {
-    const cfg = this.server.config;
+    const cfg = this.source.config;
     return [
       ['maxbytes', cfg.memoryLimitMb * 1024 * 1024],
       ['maxconns', cfg.connLimit],
       ['tcpport', cfg.port],
       ['udpport', cfg.udpPort],
       ['inter', cfg.listen ?? 'NULL'],
-      ['verbosity', this.server.verbosity],
+      ['verbosity', Atomics.load(this.source.threads.shared, Cell.verbosity)],
       ['oldest', 0],
       ['evictions', 'on'],
       ['domain_socket', 'NULL'],
@@ -183,8 +202,8 @@ export class StatsReporter {
       ['hashpower_init', 0],
       ['slab_reassign', 'yes'],
       ['slab_automove', 1],
-      ['slab_chunk_max', chunkMaxFor(this.server.shards.shards[0]!.config.pageSize)],
-      ['memshard_slab_page_size', this.server.shards.shards[0]!.config.pageSize],
+      ['slab_chunk_max', chunkMaxFor(this.source.shards[0]!.config.pageSize)],
+      ['memshard_slab_page_size', this.source.shards[0]!.config.pageSize],
       ['lru_crawler', 'yes'],
       ['lru_segmented', 'yes'],
       ['hot_lru_pct', 20],
@@ -219,14 +238,13 @@ export class StatsReporter {
     return rows;
   }
 
-  conns(): Row[] {
+  private conns(conns: ConnInfo[]): Row[] {
     const rows: Row[] = [];
     const now = this.now();
-    for (const conn of this.server.connections) {
-      const s = conn.socket;
+    for (const conn of [...conns].sort((a, b) => a.id - b.id)) {
       rows.push(
-        [`${conn.id}:addr`, `tcp:${s.remoteAddress}:${s.remotePort}`],
-        [`${conn.id}:listen_addr`, `tcp:${s.localAddress}:${s.localPort}`],
+        [`${conn.id}:addr`, conn.addr],
+        [`${conn.id}:listen_addr`, conn.listenAddr],
         [`${conn.id}:state`, conn.state],
         [`${conn.id}:secs_since_last_cmd`, now - conn.lastCommandAt],
       );
@@ -234,16 +252,9 @@ export class StatsReporter {
     return rows;
   }
 
-  /** The shards reset their own counters (Op.ResetStats); these are the front end's. */
+  /** The shards' counters are reset by the caller (under their locks); these are the threads'. */
   private resetFrontEnd(): void {
-    const c = this.server.counters;
-    c.totalConnections = 0;
-    c.rejectedConnections = 0;
-    c.bytesRead = 0;
-    c.bytesWritten = 0;
-    c.flushCommands = 0;
-    c.authCommands = 0;
-    c.authErrors = 0;
+    this.source.threads.resetCounters();
   }
 }
 

@@ -7,7 +7,6 @@ import t, { type Test } from 'tap';
 import { Op, type KeyCommand } from '../lib/protocol/command.js';
 import { decodeBase64Key, MetaBit, MetaErrors, parseMetaLine, readMetaFlags, type MetaCommand } from '../lib/protocol/meta.js';
 import { Parsed, TextParser } from '../lib/protocol/text.js';
-import { BatchWriter, ReplyReader } from '../lib/shards/batch.js';
 import { CommandExecutor } from '../lib/shards/execute.js';
 import { Store, type StoreConfig } from '../lib/store/store.js';
 
@@ -105,7 +104,7 @@ interface Session {
 }
 
 /** A store with a clock the test moves; requests go through the text parser to the executor. */
-function session(viaBatch: boolean, memoryBytes = 4 * 1024 * 1024): Session {
+function session(memoryBytes = 4 * 1024 * 1024): Session {
   let now = 1000;
   const cfg: StoreConfig = {
     memoryBytes, pageSize: 64 * 1024, itemSizeMax: 1024 * 1024, growthFactor: 1.25, minChunk: 48, shardIndex: 0, shardCount: 1,
@@ -113,12 +112,7 @@ function session(viaBatch: boolean, memoryBytes = 4 * 1024 * 1024): Session {
   const store = new Store(new SharedArrayBuffer(Store.byteLength(cfg)), cfg, { processStarted: 0, now: () => now });
   const exec = new CommandExecutor(store);
   const parser = new TextParser(1024 * 1024);
-  const run = (cmd: KeyCommand): string => {
-    if (!viaBatch) return exec.runOne(cmd).toString('latin1');
-    const w = new BatchWriter();
-    w.add(cmd);
-    return new ReplyReader(exec.run(w.take())).slice(0).toString('latin1');
-  };
+  const run = (cmd: KeyCommand): string => exec.runOne(cmd).toString('latin1');
   return {
     send(text) {
       const buf = typeof text === 'string' ? Buffer.from(text, 'latin1') : text;
@@ -141,17 +135,15 @@ function session(viaBatch: boolean, memoryBytes = 4 * 1024 * 1024): Session {
   };
 }
 
-/** Runs the test body on the front end's path and on the batch path. */
-function both(name: string, body: (t: Test, s: Session) => void): void {
-  for (const viaBatch of [false, true]) {
-    t.test(`${name} (${viaBatch ? 'shard batch' : 'inline'})`, async (t) => body(t, session(viaBatch)));
-  }
+/** Runs the test body on a fresh store. */
+function scenario(name: string, body: (t: Test, s: Session) => void): void {
+  t.test(name, async (t) => body(t, session()));
 }
 
 /** CAS values in a reply line (c<n> tokens). */
 const casIn = (reply: string) => Number(/ c(\d+)/.exec(reply)?.[1]);
 
-both('mg: hit and miss flags in request order, q hides only misses', (t, s) => {
+scenario('mg: hit and miss flags in request order, q hides only misses', (t, s) => {
   t.equal(s.send('ms k 5 F7 T100\r\nhello\r\n'), 'HD\r\n');
   const cas = casIn(s.send('mg k c\r\n'));
   t.ok(cas > 0);
@@ -165,7 +157,7 @@ both('mg: hit and miss flags in request order, q hides only misses', (t, s) => {
   t.equal(s.send('mn\r\n'), 'MN\r\n');
 });
 
-both('mg: h and l report the state before this request; u leaves the item untouched', (t, s) => {
+scenario('mg: h and l report the state before this request; u leaves the item untouched', (t, s) => {
   s.send('ms k 1\r\nx\r\n');
   s.tick(5);
   t.equal(s.send('mg k h l u\r\n'), 'HD h0 l5\r\n', 'u: not fetched, access time kept');
@@ -174,7 +166,7 @@ both('mg: h and l report the state before this request; u leaves the item untouc
   t.equal(s.send('mg k h l\r\n'), 'HD h1 l2\r\n');
 });
 
-both('mg: T sets the TTL in its place among the flags; t without TTL is -1', (t, s) => {
+scenario('mg: T sets the TTL in its place among the flags; t without TTL is -1', (t, s) => {
   s.send('ms k 1\r\nx\r\n');
   t.equal(s.send('mg k t T30\r\n'), 'HD t-1\r\n', 't shows the TTL before T');
   t.equal(s.send('mg k T30 t\r\n'), 'HD t30\r\n', 'and after it');
@@ -187,14 +179,14 @@ both('mg: T sets the TTL in its place among the flags; t without TTL is -1', (t,
   t.equal(s.send('mg k v\r\n'), 'EN\r\n', 'a negative TTL expires at once');
 });
 
-both('mg C: the value is left out when the client has the current CAS', (t, s) => {
+scenario('mg C: the value is left out when the client has the current CAS', (t, s) => {
   const cas = casIn(s.send('ms k 2 c\r\nhi\r\n'));
   t.equal(s.send(`mg k v C${cas} c\r\n`), `HD c${cas}\r\n`);
   t.equal(s.send(`mg k v C${cas + 1}\r\n`), 'VA 2\r\nhi\r\n');
   t.equal(s.send(`mg k v C${cas} T50 t\r\n`), 'HD t50\r\n', 'other flags still apply');
 });
 
-both('mg N: one placeholder, one W; later requests see Z until it is replaced', (t, s) => {
+scenario('mg N: one placeholder, one W; later requests see Z until it is replaced', (t, s) => {
   t.equal(s.send('mg k s v t N30 c\r\n').replace(/ c\d+/, ' c#'), 'VA 0 s0 t-1 c# W\r\n\r\n', 'N sets the TTL in its place');
   t.equal(s.send('mg k v N30 t\r\n'), 'VA 0 t30 Z\r\n\r\n', 'the placeholder has the TTL of N');
   t.equal(s.send('mg k v\r\n'), 'VA 0 Z\r\n\r\n', 'Z without N too');
@@ -203,7 +195,7 @@ both('mg N: one placeholder, one W; later requests see Z until it is replaced', 
   t.equal(s.send('mg e v N30 E99 c\r\n'), 'VA 0 c99 W\r\n\r\n', 'E gives the placeholder its CAS');
 });
 
-both('mg R: one early-recache win when the TTL left is below the token', (t, s) => {
+scenario('mg R: one early-recache win when the TTL left is below the token', (t, s) => {
   s.send('ms k 1 T100\r\nx\r\n');
   t.equal(s.send('mg k R30 t\r\n'), 'HD t100\r\n', 'TTL 100 is not below 30');
   s.tick(75);
@@ -213,7 +205,7 @@ both('mg R: one early-recache win when the TTL left is below the token', (t, s) 
   t.equal(s.send('mg n R30\r\n'), 'HD\r\n', 'an item without TTL never wins early');
 });
 
-both('md I / ms I: stale items, one W with X, Z X for the others, a winner recaches', (t, s) => {
+scenario('md I / ms I: stale items, one W with X, Z X for the others, a winner recaches', (t, s) => {
   const cas = casIn(s.send('ms k 3 T100 c\r\nold\r\n'));
   t.equal(s.send('md k I T30 q\r\n'), '', 'q hides HD');
   const reply = s.send('mg k v t c\r\n');
@@ -231,7 +223,7 @@ both('md I / ms I: stale items, one W with X, Z X for the others, a winner recac
   t.equal(s.send('md k I E500\r\nmg k c\r\n'), 'HD\r\nHD c500 X W\r\n', 'E sets the CAS of the invalidation');
 });
 
-both('ms: modes, CAS compare, E, flags, returned c k s O, q hides only HD', (t, s) => {
+scenario('ms: modes, CAS compare, E, flags, returned c k s O, q hides only HD', (t, s) => {
   t.equal(s.send('ms k 3 ME\r\none\r\n'), 'HD\r\n', 'add');
   t.equal(s.send('ms k 3 ME Oa k\r\ntwo\r\n'), 'NS Oa kk\r\n', 'add over an item');
   t.equal(s.send('ms k 1 MA s\r\n+\r\n'), 'HD s4\r\n', 'append: s is the new size');
@@ -251,7 +243,7 @@ both('ms: modes, CAS compare, E, flags, returned c k s O, q hides only HD', (t, 
   t.equal(s.send('ms k 0\r\n\r\nmg k s v\r\n'), 'HD\r\nVA 0 s0\r\n\r\n', 'empty value');
 });
 
-both('ms: a bad data chunk, a too large value, swallowed data after an error', (t, s) => {
+scenario('ms: a bad data chunk, a too large value, swallowed data after an error', (t, s) => {
   t.equal(s.send('ms k 2 q\r\nabc\r\n'), 'CLIENT_ERROR bad data chunk\r\nERROR\r\n', 'q does not hide errors');
   const big = 'x'.repeat(1024 * 1024 + 1);
   s.send('ms k 1\r\nx\r\n');
@@ -259,7 +251,7 @@ both('ms: a bad data chunk, a too large value, swallowed data after an error', (
   t.equal(s.send('ms k 3 zz\r\nabc\r\nmn\r\n'), 'CLIENT_ERROR invalid flag\r\nMN\r\n', 'the data block is skipped');
 });
 
-both('ms/mg with base64 keys: binary keys come back encoded, with b', (t, s) => {
+scenario('ms/mg with base64 keys: binary keys come back encoded, with b', (t, s) => {
   const key = Buffer.from([0, 1, 0x20, 0x0d, 0x0a, 0xff]).toString('base64');
   t.equal(s.send(`ms ${key} 2 b k\r\nhi\r\n`), `HD k${key} b\r\n`);
   t.equal(s.send(`mg ${key} b k v\r\n`), `VA 2 k${key} b\r\nhi\r\n`);
@@ -268,7 +260,7 @@ both('ms/mg with base64 keys: binary keys come back encoded, with b', (t, s) => 
   t.equal(s.send(`me ${key} b\r\n`).replace(/la=\d+ cas=\d+/, 'la cas'), `ME ${key} exp=-1 la cas fetch=yes cls=1 size=67\r\n`);
 });
 
-both('md: delete, CAS compare, x leaves an empty item, k O echoed on every code', (t, s) => {
+scenario('md: delete, CAS compare, x leaves an empty item, k O echoed on every code', (t, s) => {
   const cas = casIn(s.send('ms k 3 c F5 T100\r\nabc\r\n'));
   t.equal(s.send(`md k C${cas + 1} Oa k\r\n`), 'EX Oa kk\r\n');
   t.equal(s.send('md k x F3 T50\r\nmg k v f t c\r\n'), `HD\r\nVA 0 f3 t50 c${cas}\r\n\r\n`, 'x keeps the CAS, takes F and T');
@@ -279,7 +271,7 @@ both('md: delete, CAS compare, x leaves an empty item, k O echoed on every code'
   t.equal(s.send('md k I x T20\r\nmg k v t\r\n'), 'HD\r\nVA 0 t20 X W\r\n\r\n', 'x with I: a stale tombstone');
 });
 
-both('ma: incr, decr, delta, create with N and J, CAS, TTL, q', (t, s) => {
+scenario('ma: incr, decr, delta, create with N and J, CAS, TTL, q', (t, s) => {
   t.equal(s.send('ma n\r\n'), 'NF\r\n');
   t.equal(s.send('ma n q Oa k\r\n'), 'NF Oa kn\r\n', 'q never hides NF');
   t.equal(s.send('ma n N0 J10 v t\r\n'), 'VA 2 t-1\r\n10\r\n', 'created at J');
@@ -302,7 +294,7 @@ both('ma: incr, decr, delta, create with N and J, CAS, TTL, q', (t, s) => {
   t.equal(s.send('ms empty 0\r\n\r\nma empty C1\r\n'), 'HD\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\n', 'an empty value fails before the CAS compare');
 });
 
-both('me: the item dump, EN on a miss', (t, s) => {
+scenario('me: the item dump, EN on a miss', (t, s) => {
   s.send('ms k 5 T100\r\nhello\r\n');
   s.tick(3);
   const cas = casIn(s.send('mg k c u\r\n'));
@@ -310,7 +302,7 @@ both('me: the item dump, EN on a miss', (t, s) => {
   t.equal(s.send('me nope\r\n'), 'EN\r\n');
 });
 
-both('large values: ms and mg carry values chained over several slab chunks', (t, s) => {
+scenario('large values: ms and mg carry values chained over several slab chunks', (t, s) => {
   const value = Buffer.alloc(300_000);
   for (let i = 0; i < value.length; i++) value[i] = (i * 7) & 0xff;
   const request = Buffer.concat([Buffer.from(`ms big ${value.length} T0\r\n`), value, Buffer.from('\r\n')]);

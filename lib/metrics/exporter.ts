@@ -9,12 +9,8 @@ import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { StatsReporter } from '../stats.js';
 import type { ShardStats } from '../store/stats.js';
 import { MEMCACHED_VERSION } from '../version.js';
-import { FastHistogram } from './histogram.js';
-
-/** Command latency buckets, seconds: 10 us .. 1 s. */
-const LATENCY_BUCKETS = [1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 0.5, 1];
-/** Commands per shard batch. */
-const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
+import { Field, type ThreadStats } from '../threads/thread-stats.js';
+import { SharedLatencyHistogram } from './histogram.js';
 
 /** A consistent view of all stats, taken once per scrape. */
 interface Snapshot {
@@ -25,32 +21,21 @@ interface Snapshot {
   slabs: Map<string, Map<string, number>>;
 }
 
-/** What the exporter reads from the daemon, per shard. */
-export interface ShardView {
-  readonly index: number;
-  readonly restarts: number;
-  readonly inlineCommands: number;
-  readonly batches: number;
-}
-
 export class Exporter {
   readonly registry = new Registry();
-  readonly latency: FastHistogram;
-  readonly batchSize: FastHistogram;
   private snap: Snapshot = { shards: [], general: new Map(), settings: new Map(), slabs: new Map() };
 
   constructor(
     private readonly stats: StatsReporter,
-    private readonly shards: () => readonly ShardView[],
+    private readonly threads: ThreadStats,
   ) {
     const reg = this.registry;
-    this.latency = new FastHistogram(
+    new SharedLatencyHistogram(
       'memshard_command_duration_seconds',
       'Time from a request being parsed to its reply being ready, by command and protocol.',
-      LATENCY_BUCKETS,
+      threads,
       reg,
     );
-    this.batchSize = new FastHistogram('memshard_shard_batch_commands', 'Commands per batch sent to a shard worker.', BATCH_BUCKETS, reg);
     collectDefaultMetrics({ register: reg });
     // gauges whose names end in _total fail promtool's lint; their twins without it remain
     for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
@@ -58,6 +43,7 @@ export class Exporter {
     }
     this.defineMemcachedSeries();
     this.defineShardSeries();
+    this.defineThreadSeries();
   }
 
   /** The exposition text, from one fresh snapshot of the stats. */
@@ -195,20 +181,19 @@ export class Exporter {
 
   private defineShardSeries(): void {
     const reg = this.registry;
+    const shards = () => this.snap.shards.length;
     const perShard = (name: string, help: string, type: 'gauge' | 'counter', value: (shard: number) => number) => {
-      const shards = this.shards;
       const collect = function (this: Gauge<'shard'> | Counter<'shard'>) {
         this.reset();
-        for (const s of shards()) {
-          if (this instanceof Gauge) this.set({ shard: String(s.index) }, value(s.index));
-          else this.inc({ shard: String(s.index) }, value(s.index));
+        for (let s = 0; s < shards(); s++) {
+          if (this instanceof Gauge) this.set({ shard: String(s) }, value(s));
+          else this.inc({ shard: String(s) }, value(s));
         }
       };
       const options = { name, help, labelNames: ['shard'] as const, registers: [reg], collect };
       return type === 'gauge' ? new Gauge(options) : new Counter(options);
     };
     const counters = (shard: number) => this.snap.shards[shard]?.counters ?? {};
-    const view = (shard: number) => this.shards()[shard]!;
     perShard('memshard_shard_items', 'Items stored in the shard.', 'gauge', (s) => counters(s)['curr_items'] ?? 0);
     perShard('memshard_shard_bytes', 'Bytes of items stored in the shard.', 'gauge', (s) => counters(s)['bytes'] ?? 0);
     perShard('memshard_shard_malloced_bytes', 'Slab pages in use by the shard, bytes.', 'gauge', (s) => counters(s)['total_malloced'] ?? 0);
@@ -218,8 +203,29 @@ export class Exporter {
         .reduce((sum, k) => sum + (c[k] ?? 0), 0);
     });
     perShard('memshard_shard_evictions_total', 'Items evicted from the shard.', 'counter', (s) => counters(s)['evictions'] ?? 0);
-    perShard('memshard_shard_inline_commands_total', 'Commands the front end ran directly on the shard memory.', 'counter', (s) => view(s).inlineCommands);
-    perShard('memshard_shard_batches_total', 'Batches sent to the shard worker.', 'counter', (s) => view(s).batches);
-    perShard('memshard_worker_restarts_total', 'Shard workers replaced after dying.', 'counter', (s) => view(s).restarts);
+    const stat = (name: string) => this.stat(name);
+    const counter = (name: string, help: string, value: () => number) =>
+      new Counter({ name, help, registers: [reg], collect() { this.reset(); this.inc(value()); } });
+    counter('memshard_worker_restarts_total', 'Serving threads replaced after dying.', () => stat('memshard_worker_restarts'));
+    counter('memshard_shard_resets_total', 'Shards emptied because a dying thread held their lock.', () => stat('memshard_shard_resets'));
+  }
+
+  /** Per serving thread: its connections and the requests it parsed (to see the balance). */
+  private defineThreadSeries(): void {
+    const reg = this.registry;
+    const threads = this.threads;
+    const perThread = (name: string, help: string, field: number, type: 'gauge' | 'counter') => {
+      const collect = function (this: Gauge<'thread'> | Counter<'thread'>) {
+        this.reset();
+        for (let t = 0; t < threads.threads; t++) {
+          if (this instanceof Gauge) this.set({ thread: String(t) }, threads.get(t, field));
+          else this.inc({ thread: String(t) }, threads.get(t, field));
+        }
+      };
+      const options = { name, help, labelNames: ['thread'] as const, registers: [reg], collect };
+      return type === 'gauge' ? new Gauge(options) : new Counter(options);
+    };
+    perThread('memshard_thread_connections', 'Open connections served by the thread.', Field.currConnections, 'gauge');
+    perThread('memshard_thread_commands_total', 'Requests the thread parsed and answered.', Field.commands, 'counter');
   }
 }

@@ -181,7 +181,7 @@ const KNOWN = new Set<number>([
   BinOp.Gat, BinOp.GatK,
 ]);
 
-/** Where an encoder writes (the batch ReplyWriter, or a plain growable buffer). */
+/** Where an encoder writes (a ReplyWriter). */
 export interface ByteSink {
   readonly buf: Buffer;
   reserve(n: number): number;

@@ -1,14 +1,13 @@
 /**
  * The protocol-neutral command: what every codec parses into and what the router and the shard
- * workers execute. Keys and values are views into the connection's input buffer until they are
- * copied, once, into a shard batch.
+ * executors run. Keys and values are views into the connection's input buffer.
  */
 import type { MetaRequest } from './meta.js';
 
 /** memcached's longest key, in every protocol. */
 export const KEY_MAX_LENGTH = 250;
 
-/** Operations executed by a shard (they travel in batches, see lib/shards/batch.ts). */
+/** Operations executed on a shard's store. */
 export const Op = {
   Get: 1,
   Gets: 2,
@@ -24,16 +23,8 @@ export const Op = {
   Incr: 12,
   Decr: 13,
   Touch: 14,
-  /** Flush every item of the shard (sent to all shards). */
-  FlushAll: 15,
   /** A set whose value was over -I: the value was swallowed, the old item must go (memcached does this). */
   SetTooLarge: 16,
-  /** `stats reset` (sent to all shards). */
-  ResetStats: 17,
-  /** Does nothing: its reply tells that the shard has executed everything queued before it. */
-  Barrier: 18,
-  /** Fault injection (MEMSHARD_FAULT_INJECTION=1 only): the worker exits, as if it crashed. */
-  Crash: 19,
   /** Meta commands (their flags travel in `KeyCommand.meta`). */
   MetaGet: 20,
   MetaSet: 21,
@@ -42,16 +33,6 @@ export const Op = {
   MetaDebug: 24,
 } as const;
 export type ShardOp = (typeof Op)[keyof typeof Op];
-
-/** Request bits carried with a shard op. */
-export const ReqFlag = {
-  NoReply: 1,
-  End: 2,
-  /** Answer in the binary protocol (see `BinaryRequest`). */
-  Binary: 4,
-  /** A meta command: its flag tokens follow the header (see `MetaRequest`). */
-  Meta: 8,
-} as const;
 
 /** What a binary-protocol command carries besides the key command. */
 export interface BinaryRequest {
@@ -69,7 +50,7 @@ export interface BinaryRequest {
   touchOnly: boolean;
 }
 
-/** A command for one key (or none, for FlushAll) bound for a shard. */
+/** A command for one key, run on the key's shard. */
 export interface KeyCommand {
   op: ShardOp;
   key: Uint8Array;

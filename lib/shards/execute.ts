@@ -1,14 +1,13 @@
 /**
- * Runs shard commands against a Store and encodes each reply in the command's protocol (text,
- * binary, meta): whole batches in the worker, or single commands on the front end while it holds
- * the shard lock.
+ * Runs one command against a Store and encodes its reply in the command's protocol (text, binary,
+ * meta). Pure: the caller holds the shard's lock (see ShardAccess).
  */
 import { BinStatus, writeError, writeResponse, type ValueSource } from '../protocol/binary.js';
 import { Op, type BinaryRequest, type ShardOp } from '../protocol/command.js';
 import type { MetaRequest } from '../protocol/meta.js';
 import { Errors } from '../protocol/text.js';
 import { Mode, Status, type Store, type StatusCode, type StoreMode } from '../store/store.js';
-import { BatchReader, ReplyWriter } from './batch.js';
+import { ReplyWriter } from './reply-writer.js';
 import { MetaExecutor } from './meta.js';
 
 const STORE_MODE: Record<number, StoreMode> = {
@@ -51,7 +50,7 @@ for (const [status, line] of [
   STATUS_LINE[status] = Buffer.from(line, 'latin1');
 }
 
-/** One command as the executor reads it: a batch record (worker) or a parsed command (front end). */
+/** One command as the executor reads it (a parsed KeyCommand). */
 export interface ShardRequest {
   readonly op: ShardOp;
   readonly noreply: boolean;
@@ -76,17 +75,6 @@ export class CommandExecutor {
 
   constructor(private readonly store: Store) {
     this.meta = new MetaExecutor(store, this.out);
-  }
-
-  /** A whole batch: one reply slice per record. */
-  run(batch: ArrayBuffer): ArrayBuffer {
-    const req = new BatchReader(batch);
-    for (let i = 0; i < req.count; i++) {
-      req.next();
-      this.one(req);
-      this.out.end();
-    }
-    return this.out.take();
   }
 
   /** A single command: its reply, copied out of the store. */
@@ -199,17 +187,6 @@ export class CommandExecutor {
         }
         return this.status(req, status);
       }
-      case Op.FlushAll:
-        store.flushAll(req.exptime);
-        return;
-      case Op.ResetStats:
-        store.resetStats();
-        return;
-      case Op.Barrier:
-        return;
-      case Op.Crash:
-        // only ever queued when fault injection is on (see Server.debug)
-        process.exit(1);
       case Op.SetTooLarge:
         store.refuseTooLarge(req.key, req.flags === 1);
         return this.status(req, Status.TooLarge);

@@ -7,7 +7,7 @@ import { Op, type ShardOp } from '../protocol/command.js';
 import { MetaBit, type MetaRequest } from '../protocol/meta.js';
 import { MF_KEY_BINARY, MF_STALE, MF_WIN_SENT } from '../store/layout.js';
 import { Mode, Status, type Store, type StoreMode } from '../store/store.js';
-import type { ReplyWriter } from './batch.js';
+import type { ReplyWriter } from './reply-writer.js';
 
 const EMPTY = new Uint8Array(0);
 const CRLF = '\r\n';

@@ -1,0 +1,40 @@
+/**
+ * What the main thread and the serving threads say to each other on a thread's MessagePort.
+ * Commands never travel here: only what needs the whole server.
+ */
+import type { Config } from '../config.js';
+import type { ShardMemory } from '../shards/shard-access.js';
+import type { ConnInfo } from '../stats.js';
+import type { ThreadStatsBuffers } from './thread-stats.js';
+import type { MessagePort } from 'node:worker_threads';
+
+/** Everything a serving thread starts from (piscina's task argument). */
+export interface ThreadInit {
+  thread: number;
+  /** Its own descriptor of the listening socket. */
+  fd: number;
+  shards: ShardMemory[];
+  locks: Int32Array;
+  stats: ThreadStatsBuffers;
+  config: Config;
+  processStarted: number;
+  /** Password digests (-S, -Y), as Credentials.entries gives them. */
+  sasl: Array<[string, Uint8Array]> | null;
+  ascii: Array<[string, Uint8Array]> | null;
+  port: MessagePort;
+}
+
+export type ToThread =
+  | { type: 'conns'; request: number }
+  | { type: 'connsReply'; request: number; conns: ConnInfo[] }
+  /** Fault injection: exit, optionally while holding this thread's shard lock. */
+  | { type: 'crash'; holdingLock: boolean }
+  | { type: 'close' };
+
+export type ToMain =
+  | { type: 'conns'; request: number; conns: ConnInfo[] }
+  /** A connection asked for `stats conns`: gather every thread's. */
+  | { type: 'gatherConns'; request: number }
+  | { type: 'shutdown' }
+  | { type: 'crash'; thread: number; holdingLock: boolean }
+  | { type: 'closed' };

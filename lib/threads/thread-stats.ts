@@ -1,0 +1,135 @@
+/**
+ * Counters every serving thread keeps in shared memory, so that the main thread (stats totals,
+ * /metrics) and any thread answering `stats` read them without a message. One Float64 row per
+ * thread (a row is written only by its thread), plus a few server-wide Int32 cells, plus the
+ * command latency histogram (thread x protocol x command x bucket).
+ *
+ * Layout of `ThreadStatsBuffers.counters` (Float64): row t = Field.* of thread t.
+ * Layout of `ThreadStatsBuffers.shared` (Int32): Cell.*.
+ * Layout of `ThreadStatsBuffers.latency` (Float64): per (thread, protocol, command):
+ *   LATENCY_BUCKETS.length bucket counts, then count, then sum (seconds).
+ */
+
+export const Field = {
+  currConnections: 0,
+  totalConnections: 1,
+  rejectedConnections: 2,
+  bytesRead: 3,
+  bytesWritten: 4,
+  flushCommands: 5,
+  authCommands: 6,
+  authErrors: 7,
+  /** Requests parsed (every protocol), for the per-thread load series. */
+  commands: 8,
+} as const;
+export type FieldName = keyof typeof Field;
+const FIELDS = Object.keys(Field).length;
+
+export const Cell = {
+  /** Open connections over all threads: the -c limit is server-wide, as in memcached. */
+  connections: 0,
+  verbosity: 1,
+  /** Serving threads replaced after dying. */
+  threadRestarts: 2,
+  /** Shards wiped because a dead thread held their lock. */
+  shardResets: 3,
+} as const;
+const CELLS = Object.keys(Cell).length;
+
+/** Command latency buckets, seconds: 10 us .. 1 s. */
+export const LATENCY_BUCKETS = [1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 0.5, 1];
+export const PROTOCOLS = ['text', 'binary'] as const;
+export type Protocol = (typeof PROTOCOLS)[number];
+/** Every command name the latency histogram knows (memcached's names, meta commands by theirs). */
+export const LATENCY_COMMANDS = [
+  'get', 'gets', 'gat', 'gats', 'set', 'add', 'replace', 'append', 'prepend', 'cas', 'delete', 'incr', 'decr',
+  'touch', 'mg', 'ms', 'md', 'ma', 'me', 'mn', 'version', 'verbosity', 'quit', 'shutdown', 'stats', 'flush_all',
+  'debug', 'noop', 'sasl', 'auth',
+] as const;
+export type LatencyCommand = (typeof LATENCY_COMMANDS)[number];
+export const COMMAND_INDEX = new Map<string, number>(LATENCY_COMMANDS.map((c, i) => [c, i]));
+const SERIES_SLOTS = LATENCY_BUCKETS.length + 2;
+const SERIES_PER_THREAD = PROTOCOLS.length * LATENCY_COMMANDS.length;
+
+export interface ThreadStatsBuffers {
+  counters: SharedArrayBuffer;
+  shared: SharedArrayBuffer;
+  latency: SharedArrayBuffer;
+}
+
+export function newThreadStatsBuffers(threads: number): ThreadStatsBuffers {
+  return {
+    counters: new SharedArrayBuffer(8 * FIELDS * threads),
+    shared: new SharedArrayBuffer(4 * CELLS),
+    latency: new SharedArrayBuffer(8 * SERIES_SLOTS * SERIES_PER_THREAD * threads),
+  };
+}
+
+export class ThreadStats {
+  readonly counters: Float64Array;
+  readonly shared: Int32Array;
+  readonly latency: Float64Array;
+
+  constructor(
+    buffers: ThreadStatsBuffers,
+    readonly threads: number,
+  ) {
+    this.counters = new Float64Array(buffers.counters);
+    this.shared = new Int32Array(buffers.shared);
+    this.latency = new Float64Array(buffers.latency);
+  }
+
+  /** Add to thread `thread`'s counter (only that thread writes its row). */
+  add(thread: number, field: number, n: number): void {
+    this.counters[thread * FIELDS + field]! += n;
+  }
+
+  get(thread: number, field: number): number {
+    return this.counters[thread * FIELDS + field]!;
+  }
+
+  /** A counter summed over all threads. */
+  total(field: number): number {
+    let sum = 0;
+    for (let t = 0; t < this.threads; t++) sum += this.counters[t * FIELDS + field]!;
+    return sum;
+  }
+
+  /** `stats reset`: every thread's cumulative counters (current connections stay). */
+  resetCounters(): void {
+    for (let t = 0; t < this.threads; t++) {
+      for (let f = 0; f < FIELDS; f++) if (f !== Field.currConnections) this.counters[t * FIELDS + f] = 0;
+    }
+  }
+
+  /** A thread that died took its connections with it: its current count goes to zero. */
+  threadGone(thread: number): void {
+    const open = this.counters[thread * FIELDS + Field.currConnections]!;
+    this.counters[thread * FIELDS + Field.currConnections] = 0;
+    Atomics.sub(this.shared, Cell.connections, open);
+  }
+
+  observe(thread: number, protocol: number, command: number, seconds: number): void {
+    const base = ((thread * PROTOCOLS.length + protocol) * LATENCY_COMMANDS.length + command) * SERIES_SLOTS;
+    const l = this.latency;
+    let i = 0;
+    while (i < LATENCY_BUCKETS.length && seconds > LATENCY_BUCKETS[i]!) i++;
+    if (i < LATENCY_BUCKETS.length) l[base + i]!++;
+    l[base + LATENCY_BUCKETS.length]!++;
+    l[base + LATENCY_BUCKETS.length + 1]! += seconds;
+  }
+
+  /** One latency series summed over threads: per-bucket counts, count, sum. */
+  latencySeries(protocol: number, command: number): { buckets: number[]; count: number; sum: number } {
+    const buckets = new Array<number>(LATENCY_BUCKETS.length).fill(0);
+    let count = 0;
+    let sum = 0;
+    for (let t = 0; t < this.threads; t++) {
+      const base = ((t * PROTOCOLS.length + protocol) * LATENCY_COMMANDS.length + command) * SERIES_SLOTS;
+      for (let i = 0; i < buckets.length; i++) buckets[i]! += this.latency[base + i]!;
+      count += this.latency[base + LATENCY_BUCKETS.length]!;
+      sum += this.latency[base + LATENCY_BUCKETS.length + 1]!;
+    }
+    return { buckets, count, sum };
+  }
+}
