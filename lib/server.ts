@@ -125,7 +125,9 @@ export class Server {
         await slot.pool.run(init, { transferList: [port2] as never });
       } catch (err) {
         port1.close();
-        if (attempt === START_ATTEMPTS || this.closed) throw err;
+        // a shutdown while threads were still starting is not a failure to start
+        if (this.closed) return;
+        if (attempt === START_ATTEMPTS) throw err;
         await new Promise((resolve) => setTimeout(resolve, 20 * attempt));
         continue;
       }
