@@ -9,7 +9,7 @@ import { Piscina } from 'piscina';
 import type { Credentials } from './auth.js';
 import type { Config } from './config.js';
 import { shardStoreConfigs } from './config.js';
-import { processStartedNow, serverClock } from './clock.js';
+import { processStartedNow, serverClock, tickingClockCell } from './clock.js';
 import { Exporter } from './metrics/exporter.js';
 import { serveMetrics } from './metrics/http.js';
 import { newShardLocks, takeOver, unlock } from './shards/lock.js';
@@ -117,6 +117,7 @@ export class Server {
         stats: this.statsBuffers,
         config: this.config,
         processStarted: this.processStarted,
+        clock: tickingClockCell(),
         sasl: this.auth.sasl?.entries ?? null,
         ascii: this.auth.ascii?.entries ?? null,
         port: port2,

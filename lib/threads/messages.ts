@@ -18,6 +18,8 @@ export interface ThreadInit {
   stats: ThreadStatsBuffers;
   config: Config;
   processStarted: number;
+  /** The main thread's clock (see lib/clock.ts). */
+  clock: Int32Array;
   /** Password digests (-S, -Y), as Credentials.entries gives them. */
   sasl: Array<[string, Uint8Array]> | null;
   ascii: Array<[string, Uint8Array]> | null;

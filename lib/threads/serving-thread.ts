@@ -7,7 +7,7 @@
 import net from 'node:net';
 import type { MessagePort } from 'node:worker_threads';
 import { Credentials } from '../auth.js';
-import { serverClock } from '../clock.js';
+import { serverClock, useClockCell } from '../clock.js';
 import type { Config } from '../config.js';
 import { Connection, type ConnectionHost } from '../connection.js';
 import { GarbageBound } from '../gc.js';
@@ -52,6 +52,7 @@ export class ServingThread implements ConnectionHost {
     this.config = init.config;
     this.thread = init.thread;
     this.maxValue = init.config.maxItemSize;
+    useClockCell(init.clock);
     this.clock = serverClock(init.processStarted);
     this.sasl = init.sasl === null ? null : Credentials.of(init.sasl);
     this.asciiAuth = init.ascii === null ? null : Credentials.of(init.ascii);
