@@ -44,11 +44,15 @@ t.test('-c: a connection over the limit gets memcached\'s error and is closed', 
   const d = await startDaemon(['-c', '2']);
   t.teardown(() => d.stop());
   const a = await rawClient(d.port);
+  // the start-up probe's connection closes on another thread: wait until a is the only one
+  for (let i = 0; i < 50; i++) {
+    a.send('stats\r\n');
+    if (/STAT curr_connections 1\r\n/.test(await a.readUntil('END\r\n'))) break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
   const b = await rawClient(d.port);
-  a.send('version\r\n');
-  await a.readUntil('\r\n');
   b.send('version\r\n');
-  await b.readUntil('\r\n');
+  t.match(await b.readUntil('\r\n'), /^VERSION /);
   const c = await rawClient(d.port);
   const rest = await c.waitForClose(3000);
   t.equal(rest.toString(), 'ERROR Too many open connections\r\n');
