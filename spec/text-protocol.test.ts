@@ -56,7 +56,8 @@ t.test('binary values, empty values, 250-byte keys, flags', async (t) => {
   const key = 'k'.repeat(250);
   await exchange(t, c, `set ${key} 1 0 1\r\nx\r\n`, 'STORED\r\n');
   await exchange(t, c, `get ${key}\r\n`, `VALUE ${key} 1 1\r\nx\r\nEND\r\n`);
-  await exchange(t, c, `set ${key}k 1 0 1\r\nx\r\n`, 'CLIENT_ERROR bad command line format\r\nERROR\r\n');
+  // memcached runs this data block as a command (ERROR); memshard skips it (hardening issue)
+  await exchange(t, c, `set ${key}k 1 0 1\r\nx\r\n`, 'CLIENT_ERROR bad command line format\r\n');
   await exchange(t, c, `get ${key}k\r\n`, 'CLIENT_ERROR bad command line format\r\n');
 });
 
@@ -145,7 +146,8 @@ t.test('errors keep the connection in sync', async (t) => {
   const c = await client(t);
   await exchange(t, c, 'bogus\r\n', 'ERROR\r\n');
   await exchange(t, c, 'set x 0 0\r\n', 'ERROR\r\n');
-  await exchange(t, c, 'set x abc 0 1\r\n', 'CLIENT_ERROR bad command line format\r\n');
+  // the refused line's 1-byte block is skipped, never read as a command
+  await exchange(t, c, 'set x abc 0 1\r\nz\r\n', 'CLIENT_ERROR bad command line format\r\n');
   await exchange(t, c, 'set x 0 0 -1\r\n', 'CLIENT_ERROR bad command line format\r\n');
   await exchange(t, c, 'set x 0 0 1\r\nabc\r\n', 'CLIENT_ERROR bad data chunk\r\nERROR\r\n');
   await exchange(t, c, 'get\r\n', 'ERROR\r\n');

@@ -43,6 +43,16 @@ const LOUD: Record<number, number> = {
 
 const STORE_OPS = new Set<number>([BinOp.Set, BinOp.Add, BinOp.Replace, BinOp.Append, BinOp.Prepend]);
 
+/**
+ * memcached's answer to a value over the limit where it cannot swallow it (it then closes): too
+ * large for a store, out of memory for SASL data; other commands get InvalidArgs.
+ */
+const TOO_BIG_STATUS: Record<number, number> = {
+  [BinOp.Set]: BinStatus.TooLarge, [BinOp.Add]: BinStatus.TooLarge, [BinOp.Replace]: BinStatus.TooLarge,
+  [BinOp.Append]: BinStatus.TooLarge, [BinOp.Prepend]: BinStatus.TooLarge,
+  [BinOp.SaslAuth]: BinStatus.OutOfMemory, [BinOp.SaslStep]: BinStatus.OutOfMemory,
+};
+
 export const BinParsed = {
   Incomplete: 0,
   /** A valid request: see the parser's fields. */
@@ -106,37 +116,46 @@ export class BinaryParser {
       this.errorStatus = BinStatus.UnknownCommand;
       return BinParsed.Malformed;
     }
+    // Everything below is decided on the header alone, so the body waited for is at most
+    // extras + key + maxValue bytes.
+    const known = this.known.has(this.command);
+    if (keyLen > this.maxKey || (known && !this.validate(keyLen, extLen, bodyLen))) {
+      this.errorStatus = BinStatus.InvalidArgs;
+      return BinParsed.Malformed;
+    }
     const valueLen = bodyLen - keyLen - extLen;
-    if (STORE_OPS.has(this.command) && valueLen > this.maxValue && this.validate(keyLen, extLen, bodyLen)) {
-      // refuse before buffering the value; the key still has to be read to remove the old item
-      if (end - bodyStart < extLen + keyLen) {
-        this.need = HEADER + extLen + keyLen;
-        return BinParsed.Incomplete;
-      }
-      this.extras = buf.subarray(bodyStart, bodyStart + extLen);
-      this.key = buf.subarray(bodyStart + extLen, bodyStart + extLen + keyLen);
-      this.next = bodyStart + extLen + keyLen;
-      this.swallow = valueLen;
-      return BinParsed.TooLarge;
+    if (valueLen > this.maxValue) {
+      // memcached swallows a too large store value, but not one its int length turns negative
+      if (STORE_OPS.has(this.command) && valueLen <= 0x7fffffff) return this.tooLarge(buf, bodyStart, end, keyLen, extLen, valueLen);
+      this.errorStatus = !known ? BinStatus.UnknownCommand : (TOO_BIG_STATUS[this.command] ?? BinStatus.InvalidArgs);
+      return BinParsed.Malformed;
     }
     if (end < this.next) {
       this.need = HEADER + bodyLen;
       return BinParsed.Incomplete;
     }
-    if (!this.known.has(this.command)) return BinParsed.Unknown;
-    if (!this.validate(keyLen, extLen, bodyLen)) {
-      this.errorStatus = BinStatus.InvalidArgs;
-      return BinParsed.Malformed;
-    }
+    if (!known) return BinParsed.Unknown;
     this.extras = buf.subarray(bodyStart, bodyStart + extLen);
     this.key = buf.subarray(bodyStart + extLen, bodyStart + extLen + keyLen);
     this.value = buf.subarray(bodyStart + extLen + keyLen, this.next);
     return BinParsed.Request;
   }
 
-  /** memcached's per-command length rules (dispatch_bin_command). */
+  /** A store over the limit: the key is read (to remove the old item), the value is swallowed. */
+  private tooLarge(buf: Buffer, bodyStart: number, end: number, keyLen: number, extLen: number, valueLen: number): BinParsedKind {
+    if (end - bodyStart < extLen + keyLen) {
+      this.need = HEADER + extLen + keyLen;
+      return BinParsed.Incomplete;
+    }
+    this.extras = buf.subarray(bodyStart, bodyStart + extLen);
+    this.key = buf.subarray(bodyStart + extLen, bodyStart + extLen + keyLen);
+    this.next = bodyStart + extLen + keyLen;
+    this.swallow = valueLen;
+    return BinParsed.TooLarge;
+  }
+
+  /** memcached's per-command length rules (dispatch_bin_command); the key length is checked first. */
   private validate(keyLen: number, extLen: number, bodyLen: number): boolean {
-    if (keyLen > this.maxKey) return false;
     switch (this.command) {
       case BinOp.Version:
       case BinOp.Noop:

@@ -7,6 +7,7 @@
  * the front end accepted; the reply walks the same tokens, so returned flags keep request order.
  */
 import { KEY_MAX_LENGTH } from './command.js';
+import { parseI32 } from './text.js';
 
 /** Request flags, one bit each (`MetaRequest.bits`). */
 export const MetaBit = {
@@ -97,14 +98,17 @@ export function parseMetaLine(
 ): MetaLine | { error: string; swallow: number } {
   const flagsFrom = cmd === 'ms' ? 3 : 2;
   const n = tokenize(buf, lineStart, lineEnd, flagsFrom);
-  if (n < 0 || n < flagsFrom) return { error: MetaErrors.badFormat, swallow: 0 };
+  // a token the tokenizer refuses comes after the key and length: they are still read
+  if (n >= 0 && n < flagsFrom) return { error: MetaErrors.badFormat, swallow: 0 };
   let valueLength = 0;
   if (cmd === 'ms') {
-    const len = toI32(buf, ts[2]!, te[2]!);
+    // the data length is read like set's (safe_strtol), so every block set would read is skipped on an error
+    const len = parseI32(buf, ts[2]!, te[2]!);
     if (len === null || len < 0 || len > 0x7fffffff - 2) return { error: MetaErrors.badFormat, swallow: 0 };
     valueLength = len;
   }
   const swallow = cmd === 'ms' ? valueLength + 2 : 0;
+  if (n < 0) return { error: MetaErrors.badFormat, swallow };
   const rawKey = buf.subarray(ts[1]!, te[1]!);
   const request = emptyRequest(buf.subarray(n > flagsFrom ? ts[flagsFrom]! : lineEnd, lineEnd));
   if (cmd === 'me') return meDebugLine(buf, rawKey, n, request);

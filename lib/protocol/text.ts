@@ -289,19 +289,16 @@ export class TextParser {
     const base = isCas ? 6 : 5;
     if (n !== base && n !== base + 1) return this.fail(Errors.error);
     const noreply = this.isNoreply(buf, n - 1); // memcached looks at the last token, whatever the count
+    const reply = noreply ? '' : Errors.badFormat;
+    const vlen = parseI32(buf, this.ts[4]!, this.te[4]!);
+    if (vlen === null || vlen < 0 || vlen > 0x7fffffff - 2) return this.fail(reply);
+    // memcached then reads the data block as commands; with a readable length it is skipped instead
     const key = this.key(buf, 1);
-    if (key === null) return this.fail(noreply ? '' : Errors.badFormat);
     const flags = parseU32(buf, this.ts[2]!, this.te[2]!);
     const exptime = parseI32(buf, this.ts[3]!, this.te[3]!);
-    const vlen = parseI32(buf, this.ts[4]!, this.te[4]!);
-    if (flags === null || exptime === null || vlen === null) return this.fail(noreply ? '' : Errors.badFormat);
-    let cas = 0;
-    if (isCas) {
-      const c = parseU64(buf, this.ts[5]!, this.te[5]!);
-      if (c === null) return this.fail(noreply ? '' : Errors.badFormat);
-      cas = Number(c);
-    }
-    if (vlen < 0 || vlen > 0x7fffffff - 2) return this.fail(noreply ? '' : Errors.badFormat);
+    const c = isCas ? parseU64(buf, this.ts[5]!, this.te[5]!) : 0n;
+    if (key === null || flags === null || exptime === null || c === null) return this.fail(reply, vlen + 2);
+    const cas = Number(c);
     const kind = this.withValue(buf, end, op, key, vlen, noreply, op === Op.Set);
     if (kind === Parsed.Key && this.keyCommand!.op === op) {
       const cmd = this.keyCommand!;
@@ -408,60 +405,69 @@ export class TextParser {
   }
 }
 
-/** strtol-like, whole token, fits in int32 (memcached's safe_strtol). */
+/** C's isspace: strtol skips these before a number and stops at them after it. */
+function isCSpace(c: number): boolean {
+  return c === SPACE || (c >= 0x09 && c <= 0x0d);
+}
+
+const U64_MAX = 0xffffffffffffffffn;
+const I64_MIN = -(1n << 63n);
+
+/**
+ * What strtol/strtoull read in a token, as memcached's safe_strto* accept it: spaces, a sign,
+ * decimal digits, then the token end, a space or a NUL (the rest is ignored). Returns the signed
+ * value, a number while exact, else a bigint; null without digits, before other bytes, or past
+ * 2^64 - 1 (ERANGE).
+ */
+function strtoNumber(buf: Uint8Array, s: number, e: number): number | bigint | null {
+  let p = s;
+  while (p < e && isCSpace(buf[p]!)) p++;
+  const neg = p < e && buf[p] === 0x2d;
+  if (p < e && (buf[p] === 0x2d || buf[p] === 0x2b)) p++;
+  const digits = p;
+  let v = 0;
+  let big: bigint | null = null;
+  for (; p < e; p++) {
+    const d = buf[p]! - 0x30;
+    if (d < 0 || d > 9) break;
+    if (big === null && v < 9e14) {
+      v = v * 10 + d;
+    } else {
+      big = (big ?? BigInt(v)) * 10n + BigInt(d);
+      if (big > U64_MAX) return null;
+    }
+  }
+  if (p === digits || (p < e && buf[p] !== 0 && !isCSpace(buf[p]!))) return null;
+  if (big !== null) return neg ? -big : big;
+  return neg && v !== 0 ? -v : v;
+}
+
+/** strtoull's wrap of a negative number; memcached refuses it when the result has bit 63 set. */
+function wrapU64(v: bigint): bigint | null {
+  if (v >= 0n) return v;
+  const w = BigInt.asUintN(64, v);
+  return w >> 63n === 0n ? w : null;
+}
+
+/** memcached's safe_strtol: a long (ERANGE outside 64 bits), truncated to int32. */
 export function parseI32(buf: Uint8Array, s: number, e: number): number | null {
-  let p = s;
-  let neg = false;
-  if (p < e && (buf[p] === 0x2d || buf[p] === 0x2b)) {
-    neg = buf[p] === 0x2d;
-    p++;
-  }
-  if (p >= e) return null;
-  let v = 0;
-  for (; p < e; p++) {
-    const d = buf[p]! - 0x30;
-    if (d < 0 || d > 9) return null;
-    v = v * 10 + d;
-    if (v > 0x80000000) return null;
-  }
-  v = neg ? -v : v;
-  return v > 0x7fffffff ? null : v;
+  const v = strtoNumber(buf, s, e);
+  if (typeof v === 'number') return v | 0;
+  if (v === null || v < I64_MIN || v > -I64_MIN - 1n) return null;
+  return Number(BigInt.asIntN(32, v));
 }
 
-/** strtoul-like, whole token, no sign, modulo 2^32 like memcached's cast of a long to uint32. */
+/** memcached's safe_strtoul: an unsigned long, truncated to uint32. */
 export function parseU32(buf: Uint8Array, s: number, e: number): number | null {
-  if (e - s > 15) {
-    const big = parseU64(buf, s, e);
-    return big === null ? null : Number(big & 0xffffffffn);
-  }
-  if (s >= e) return null;
-  let v = 0;
-  for (let p = s; p < e; p++) {
-    const d = buf[p]! - 0x30;
-    if (d < 0 || d > 9) return null;
-    v = v * 10 + d;
-  }
-  return v % 0x100000000;
+  const v = strtoNumber(buf, s, e);
+  if (typeof v === 'number') return v < 0 ? null : v % 0x100000000;
+  const w = v === null ? null : wrapU64(v);
+  return w === null ? null : Number(w & 0xffffffffn);
 }
 
-/** strtoull-like, whole token, unsigned 64-bit (memcached's safe_strtoull). */
+/** memcached's safe_strtoull: unsigned 64-bit. */
 export function parseU64(buf: Uint8Array, s: number, e: number): bigint | null {
-  if (s >= e || e - s > 20) return null;
-  let v = 0;
-  let p = s;
-  // up to 15 digits fit exactly in a double; go to bigint only for longer numbers
-  const fast = Math.min(e, s + 15);
-  for (; p < fast; p++) {
-    const d = buf[p]! - 0x30;
-    if (d < 0 || d > 9) return null;
-    v = v * 10 + d;
-  }
-  if (p === e) return BigInt(v);
-  let big = BigInt(v);
-  for (; p < e; p++) {
-    const d = buf[p]! - 0x30;
-    if (d < 0 || d > 9) return null;
-    big = big * 10n + BigInt(d);
-  }
-  return big > 0xffffffffffffffffn ? null : big;
+  const v = strtoNumber(buf, s, e);
+  if (typeof v === 'number') return v < 0 ? null : BigInt(v);
+  return v === null ? null : wrapU64(v);
 }
