@@ -78,6 +78,23 @@ function credentials(flag: string, path: string | undefined): Credentials | null
   }
 }
 
+/**
+ * memcached's signals: SIGINT, SIGTERM and SIGUSR1 (its graceful stop) close and exit 0; SIGHUP is
+ * logged and ignored. A second SIGINT or SIGTERM kills at once. The SIGUSR1 listener stays, as
+ * while there is one Node does not open its inspector on SIGUSR1.
+ */
+function handleSignals(server: Server): void {
+  let stopping: Promise<void> | null = null;
+  const stop = (signal: NodeJS.Signals) => {
+    server.log(1, `Signal handled: ${signal}.`);
+    stopping ??= server.close().then(() => process.exit(0));
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  process.on('SIGUSR1', stop);
+  process.on('SIGHUP', (signal) => server.log(1, `Signal handled: ${signal}.`));
+}
+
 async function main(): Promise<void> {
   let config: Config;
   let auth: ServerAuth;
@@ -93,12 +110,7 @@ async function main(): Promise<void> {
     process.exit(64); // EX_USAGE, like memcached
   }
   const server = new Server(config, auth);
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(signal, () => {
-      server.log(1, `Signal handled: ${signal}.`);
-      void server.close().then(() => process.exit(0));
-    });
-  }
+  handleSignals(server);
   try {
     await server.start();
   } catch (err) {
