@@ -60,7 +60,8 @@ t.test('a thread that dies holding a shard lock: only that shard is emptied', as
   const d = await startDaemon(['-t', '4', '-v']);
   delete process.env['MEMSHARD_FAULT_INJECTION'];
   t.teardown(() => d.stop());
-  const c = await rawClient(d.port);
+  // thread 1 dies below: talk through a connection another thread serves
+  const c = await clientOn(d.port, 0, 4);
   const keys = Array.from({ length: 200 }, (_, i) => `k${i}`);
   c.send(keys.map((k) => `set ${k} 0 0 ${k.length}\r\n${k}\r\n`).join(''));
   await c.readUntil((b) => b.toString().split('STORED\r\n').length - 1 === keys.length);
