@@ -18,7 +18,7 @@ import { StatsReporter, type ConnInfo } from './stats.js';
 import { Store } from './store/store.js';
 import { ListenSocket } from './threads/listen-socket.js';
 import type { ThreadInit, ToMain, ToThread } from './threads/messages.js';
-import { Cell, newThreadStatsBuffers, ThreadStats } from './threads/thread-stats.js';
+import { Cell, newThreadStatsBuffers, ThreadStats, type ThreadStatsBuffers } from './threads/thread-stats.js';
 
 /** Who may talk to the server: SASL PLAIN users (-S) or text-protocol users (-Y); null = open. */
 export interface ServerAuth {
@@ -38,6 +38,7 @@ interface ThreadSlot {
 
 /** A `stats conns` being gathered for thread `from`. */
 interface Gathering {
+  id: number;
   from: number;
   request: number;
   waiting: Set<number>;
@@ -49,7 +50,7 @@ export class Server {
   readonly clock = serverClock(this.processStarted);
   readonly shards: ShardMemory[];
   readonly threads: ThreadStats;
-  private readonly statsBuffers;
+  private readonly statsBuffers: ThreadStatsBuffers;
   private readonly locks: Int32Array;
   private readonly slots: ThreadSlot[];
   private readonly exporter: Exporter;
@@ -176,7 +177,7 @@ export class Server {
       case 'gatherConns': {
         const id = this.nextGathering++;
         const live = this.slots.flatMap((s, i) => (s.port === null ? [] : [i]));
-        const g: Gathering = { from: t, request: msg.request, waiting: new Set(live), conns: [] };
+        const g: Gathering = { id, from: t, request: msg.request, waiting: new Set(live), conns: [] };
         this.gatherings.set(id, g);
         for (const i of live) this.post(i, { type: 'conns', request: id });
         return;
@@ -201,7 +202,7 @@ export class Server {
     if (!g.waiting.delete(t)) return;
     g.conns.push(...conns);
     if (g.waiting.size > 0) return;
-    for (const [id, other] of this.gatherings) if (other === g) this.gatherings.delete(id);
+    this.gatherings.delete(g.id);
     this.post(g.from, { type: 'connsReply', request: g.request, conns: g.conns });
   }
 

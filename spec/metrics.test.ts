@@ -12,7 +12,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import t, { type Test } from 'tap';
-import { cliPath, freePort, httpGet, rawClient, startDaemon, type Daemon, type RawClient } from './helpers/daemon.js';
+import { cliPath, connectRefused, freePort, httpGet, rawClient, startDaemon, type Daemon, type RawClient } from './helpers/daemon.js';
 
 const PROMTOOL = process.env['PROMTOOL_BIN'] ?? '/usr/bin/promtool';
 const PROMETHEUS = process.env['PROMETHEUS_BIN'] ?? '/usr/bin/prometheus';
@@ -427,25 +427,6 @@ function listeningSockets(pid: number): string[] {
     }
   }
   return out.sort();
-}
-
-function connectRefused(port: number, timeoutMs = 2000): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect({ port, host: '127.0.0.1' });
-    const timer = setTimeout(() => {
-      s.destroy();
-      resolve(false);
-    }, timeoutMs);
-    s.once('connect', () => {
-      clearTimeout(timer);
-      s.destroy();
-      resolve(false);
-    });
-    s.once('error', (e: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      resolve(e.code === 'ECONNREFUSED');
-    });
-  });
 }
 
 /** Nothing listens on 127.0.0.1:port right now (we can bind it ourselves). */

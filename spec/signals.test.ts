@@ -2,32 +2,15 @@
  * Signals, as memcached handles them: SIGHUP does not stop the daemon, SIGUSR1 (memcached's
  * graceful shutdown) and SIGTERM close it with status 0. SIGUSR1 must never open Node's inspector.
  */
-import net from 'node:net';
 import t from 'tap';
-import { probeVersion, startDaemon, type Daemon } from './helpers/daemon.js';
+import { connectRefused, probeVersion, startDaemon, type Daemon } from './helpers/daemon.js';
 
 const INSPECTOR_PORT = 9229;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** Whether something accepts connections on 127.0.0.1:port (false on ECONNREFUSED). */
-function listening(port: number): Promise<boolean> {
-  return new Promise((resolve, reject) => {
-    const sock = net.connect({ port, host: '127.0.0.1' });
-    const timer = setTimeout(() => {
-      sock.destroy();
-      reject(new Error(`connect to ${port}: no answer within 1 s`));
-    }, 1000);
-    sock.once('connect', () => {
-      clearTimeout(timer);
-      sock.destroy();
-      resolve(true);
-    });
-    sock.once('error', (e: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      if (e.code === 'ECONNREFUSED') resolve(false);
-      else reject(e);
-    });
-  });
+/** Something accepts connections on 127.0.0.1:port (a timeout counts as yes: the test then fails). */
+async function listening(port: number): Promise<boolean> {
+  return !(await connectRefused(port, 1000));
 }
 
 async function waitForExit(d: Daemon, timeoutMs = 5000): Promise<{ code: number | null; signal: NodeJS.Signals | null } | null> {

@@ -4,7 +4,17 @@
  * that one shard is emptied). Uses the fault-injection hook (MEMSHARD_FAULT_INJECTION=1).
  */
 import t from 'tap';
-import { rawClient, startDaemon } from './helpers/daemon.js';
+import { rawClient, startDaemon, type Daemon } from './helpers/daemon.js';
+
+/** A -t 4 daemon with the fault-injection hook switched on. */
+async function startWithFaults(): Promise<Daemon> {
+  process.env['MEMSHARD_FAULT_INJECTION'] = '1';
+  try {
+    return await startDaemon(['-t', '4', '-v']);
+  } finally {
+    delete process.env['MEMSHARD_FAULT_INJECTION'];
+  }
+}
 
 async function restartsOf(c: Awaited<ReturnType<typeof rawClient>>, want: number): Promise<string> {
   let stats = '';
@@ -31,9 +41,7 @@ async function clientOn(port: number, thread: number, threads: number): Promise<
 }
 
 t.test('a thread that dies holding no lock: every shard keeps its items', async (t) => {
-  process.env['MEMSHARD_FAULT_INJECTION'] = '1';
-  const d = await startDaemon(['-t', '4', '-v']);
-  delete process.env['MEMSHARD_FAULT_INJECTION'];
+  const d = await startWithFaults();
   t.teardown(() => d.stop());
   const victim = await clientOn(d.port, 2, 4);
   const c = await clientOn(d.port, 0, 4);
@@ -56,9 +64,7 @@ t.test('a thread that dies holding no lock: every shard keeps its items', async 
 });
 
 t.test('a thread that dies holding a shard lock: only that shard is emptied', async (t) => {
-  process.env['MEMSHARD_FAULT_INJECTION'] = '1';
-  const d = await startDaemon(['-t', '4', '-v']);
-  delete process.env['MEMSHARD_FAULT_INJECTION'];
+  const d = await startWithFaults();
   t.teardown(() => d.stop());
   // thread 1 dies below: talk through a connection another thread serves
   const c = await clientOn(d.port, 0, 4);

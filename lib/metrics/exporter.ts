@@ -75,13 +75,32 @@ export class Exporter {
     return this.snap.general.get(name) ?? 0;
   }
 
+  /** A series without labels, read at scrape time. */
+  private single(type: 'gauge' | 'counter', name: string, help: string, value: () => number): void {
+    const registers = [this.registry];
+    if (type === 'gauge') new Gauge({ name, help, registers, collect() { this.set(value()); } });
+    else new Counter({ name, help, registers, collect() { this.reset(); this.inc(value()); } });
+  }
+
+  /** A series with one label: `values` gives (label value, number) pairs at scrape time. */
+  private labelled(type: 'gauge' | 'counter', name: string, help: string, label: string, values: () => Iterable<[string, number]>): void {
+    const collect = function (this: Gauge | Counter) {
+      this.reset();
+      for (const [key, value] of values()) {
+        if (this instanceof Gauge) this.set({ [label]: key }, value);
+        else this.inc({ [label]: key }, value);
+      }
+    };
+    const options = { name, help, labelNames: [label], registers: [this.registry], collect };
+    if (type === 'gauge') new Gauge(options);
+    else new Counter(options);
+  }
+
   private defineMemcachedSeries(): void {
     const reg = this.registry;
     const stat = (name: string) => this.stat(name);
-    const gauge = (name: string, help: string, value: () => number) =>
-      new Gauge({ name, help, registers: [reg], collect() { this.set(value()); } });
-    const counter = (name: string, help: string, value: () => number) =>
-      new Counter({ name, help, registers: [reg], collect() { this.reset(); this.inc(value()); } });
+    const gauge = (name: string, help: string, value: () => number) => this.single('gauge', name, help, value);
+    const counter = (name: string, help: string, value: () => number) => this.single('counter', name, help, value);
 
     gauge('memcached_up', 'Could the memcached server be reached.', () => 1);
     // a counter in memcached_exporter; a gauge here so that promtool's lint passes (a counter must
@@ -144,19 +163,13 @@ export class Exporter {
 
     // per slab class, from `stats items` and `stats slabs`
     const slabs = () => this.snap.slabs;
-    const slabSeries = (name: string, help: string, field: string, type: 'gauge' | 'counter') => {
-      const collect = function (this: Gauge<'slab'> | Counter<'slab'>) {
-        this.reset();
+    const slabSeries = (name: string, help: string, field: string, type: 'gauge' | 'counter') =>
+      this.labelled(type, name, help, 'slab', function* () {
         for (const [slab, fields] of slabs()) {
           const value = fields.get(field);
-          if (value === undefined) continue;
-          if (this instanceof Gauge) this.set({ slab }, value);
-          else this.inc({ slab }, value);
+          if (value !== undefined) yield [slab, value];
         }
-      };
-      const options = { name, help, labelNames: ['slab'] as const, registers: [reg], collect };
-      return type === 'gauge' ? new Gauge(options) : new Counter(options);
-    };
+      });
     slabSeries('memcached_slab_current_items', 'Number of items currently stored in this slab class.', 'number', 'gauge');
     slabSeries('memcached_slab_hot_items', 'Number of items presently stored in the HOT LRU.', 'number_hot', 'gauge');
     slabSeries('memcached_slab_warm_items', 'Number of items presently stored in the WARM LRU.', 'number_warm', 'gauge');
@@ -180,19 +193,11 @@ export class Exporter {
   }
 
   private defineShardSeries(): void {
-    const reg = this.registry;
     const shards = () => this.snap.shards.length;
-    const perShard = (name: string, help: string, type: 'gauge' | 'counter', value: (shard: number) => number) => {
-      const collect = function (this: Gauge<'shard'> | Counter<'shard'>) {
-        this.reset();
-        for (let s = 0; s < shards(); s++) {
-          if (this instanceof Gauge) this.set({ shard: String(s) }, value(s));
-          else this.inc({ shard: String(s) }, value(s));
-        }
-      };
-      const options = { name, help, labelNames: ['shard'] as const, registers: [reg], collect };
-      return type === 'gauge' ? new Gauge(options) : new Counter(options);
-    };
+    const perShard = (name: string, help: string, type: 'gauge' | 'counter', value: (shard: number) => number) =>
+      this.labelled(type, name, help, 'shard', function* () {
+        for (let s = 0; s < shards(); s++) yield [String(s), value(s)];
+      });
     const counters = (shard: number) => this.snap.shards[shard]?.counters ?? {};
     perShard('memshard_shard_items', 'Items stored in the shard.', 'gauge', (s) => counters(s)['curr_items'] ?? 0);
     perShard('memshard_shard_bytes', 'Bytes of items stored in the shard.', 'gauge', (s) => counters(s)['bytes'] ?? 0);
@@ -203,28 +208,17 @@ export class Exporter {
         .reduce((sum, k) => sum + (c[k] ?? 0), 0);
     });
     perShard('memshard_shard_evictions_total', 'Items evicted from the shard.', 'counter', (s) => counters(s)['evictions'] ?? 0);
-    const stat = (name: string) => this.stat(name);
-    const counter = (name: string, help: string, value: () => number) =>
-      new Counter({ name, help, registers: [reg], collect() { this.reset(); this.inc(value()); } });
-    counter('memshard_worker_restarts_total', 'Serving threads replaced after dying.', () => stat('memshard_worker_restarts'));
-    counter('memshard_shard_resets_total', 'Shards emptied because a dying thread held their lock.', () => stat('memshard_shard_resets'));
+    this.single('counter', 'memshard_worker_restarts_total', 'Serving threads replaced after dying.', () => this.stat('memshard_worker_restarts'));
+    this.single('counter', 'memshard_shard_resets_total', 'Shards emptied because a dying thread held their lock.', () => this.stat('memshard_shard_resets'));
   }
 
   /** Per serving thread: its connections and the requests it parsed (to see the balance). */
   private defineThreadSeries(): void {
-    const reg = this.registry;
     const threads = this.threads;
-    const perThread = (name: string, help: string, field: number, type: 'gauge' | 'counter') => {
-      const collect = function (this: Gauge<'thread'> | Counter<'thread'>) {
-        this.reset();
-        for (let t = 0; t < threads.threads; t++) {
-          if (this instanceof Gauge) this.set({ thread: String(t) }, threads.get(t, field));
-          else this.inc({ thread: String(t) }, threads.get(t, field));
-        }
-      };
-      const options = { name, help, labelNames: ['thread'] as const, registers: [reg], collect };
-      return type === 'gauge' ? new Gauge(options) : new Counter(options);
-    };
+    const perThread = (name: string, help: string, field: number, type: 'gauge' | 'counter') =>
+      this.labelled(type, name, help, 'thread', function* () {
+        for (let t = 0; t < threads.threads; t++) yield [String(t), threads.get(t, field)];
+      });
     perThread('memshard_thread_connections', 'Open connections served by the thread.', Field.currConnections, 'gauge');
     perThread('memshard_thread_commands_total', 'Requests the thread parsed and answered.', Field.commands, 'counter');
   }

@@ -2,9 +2,8 @@
  * memcached's meta protocol (mg ms md ma me; mn is a local command): a pure parser of meta request
  * lines that follows memcached 1.6.45 (proto_parser.c, vendor/mcmc tokenizer) error for error.
  *
- * The front end parses and validates a meta line once. Shards get the flag tokens as sent (they
- * travel in batches as text) and re-read them with `readMetaFlags`, which cannot fail on a line
- * the front end accepted; the reply walks the same tokens, so returned flags keep request order.
+ * A meta line is parsed and validated once; the request keeps its flag tokens as sent, and the
+ * reply walks them, so returned flags keep request order.
  */
 import { KEY_MAX_LENGTH } from './command.js';
 import { parseI32 } from './text.js';
@@ -125,14 +124,6 @@ export function parseMetaLine(
     if (buf[ts[i]!] === 0x4f && te[i]! - ts[i]! > MAX_OPAQUE_TOKEN) return { error: MetaErrors.opaqueTooLong, swallow };
   }
   return { key: keyOut.key, request, valueLength };
-}
-
-/** Re-reads the flags of a request the front end accepted (a shard's side of a batch). */
-export function readMetaFlags(flags: Uint8Array): MetaRequest {
-  const n = tokenize(flags, 0, flags.length, 0);
-  const request = emptyRequest(flags);
-  readFlags(flags, 0, n, request, null);
-  return request;
 }
 
 const code = (c: string) => c.charCodeAt(0);

@@ -3,8 +3,7 @@
  * meta). Pure: the caller holds the shard's lock (see ShardAccess).
  */
 import { BinStatus, writeError, writeResponse, type ValueSource } from '../protocol/binary.js';
-import { Op, type BinaryRequest, type ShardOp } from '../protocol/command.js';
-import type { MetaRequest } from '../protocol/meta.js';
+import { Op, type BinaryRequest, type KeyCommand } from '../protocol/command.js';
 import { Errors } from '../protocol/text.js';
 import { Mode, Status, type Store, type StatusCode, type StoreMode } from '../store/store.js';
 import { ReplyWriter } from './reply-writer.js';
@@ -50,21 +49,6 @@ for (const [status, line] of [
   STATUS_LINE[status] = Buffer.from(line, 'latin1');
 }
 
-/** One command as the executor reads it (a parsed KeyCommand). */
-export interface ShardRequest {
-  readonly op: ShardOp;
-  readonly noreply: boolean;
-  /** A get that ends its get command: END follows its reply. */
-  readonly end: boolean;
-  readonly key: Uint8Array;
-  readonly value: Uint8Array | null;
-  readonly flags: number;
-  readonly exptime: number;
-  readonly cas: number;
-  readonly delta: bigint;
-  readonly binary?: BinaryRequest | undefined;
-  readonly meta?: MetaRequest | undefined;
-}
 
 const END = 'END\r\n';
 const NO_VALUE = new Uint8Array(0);
@@ -78,12 +62,12 @@ export class CommandExecutor {
   }
 
   /** A single command: its reply, copied out of the store. */
-  runOne(req: ShardRequest): Buffer {
+  runOne(req: KeyCommand): Buffer {
     this.one(req);
     return this.out.takeBytes();
   }
 
-  private one(req: ShardRequest): void {
+  private one(req: KeyCommand): void {
     if (req.binary !== undefined) return this.binary(req, req.binary);
     if (req.meta !== undefined) return this.meta.run(req.op, req.key, req.value, req.meta);
     this.dispatch(req);
@@ -91,7 +75,7 @@ export class CommandExecutor {
   }
 
   /** The binary protocol: memcached's statuses, quiet rules, CAS in and out (proto_bin.c). */
-  private binary(req: ShardRequest, bin: BinaryRequest): void {
+  private binary(req: KeyCommand, bin: BinaryRequest): void {
     const store = this.store;
     const out = this.out;
     const fail = (status: number) => writeError(out, bin.opcode, status, bin.opaque);
@@ -159,7 +143,7 @@ export class CommandExecutor {
     }
   }
 
-  private dispatch(req: ShardRequest): void {
+  private dispatch(req: KeyCommand): void {
     const store = this.store;
     switch (req.op) {
       case Op.Get:
@@ -198,7 +182,7 @@ export class CommandExecutor {
     }
   }
 
-  private status(req: ShardRequest, status: StatusCode): void {
+  private status(req: KeyCommand, status: StatusCode): void {
     if (!req.noreply) this.out.bytes(STATUS_LINE[status]!);
   }
 }

@@ -26,11 +26,6 @@ export function unlock(locks: Int32Array, shard: number): void {
   Atomics.store(locks, shard, 0);
 }
 
-/** The thread number holding shard `shard`'s lock, or -1 when it is free. */
-export function holder(locks: Int32Array, shard: number): number {
-  return Atomics.load(locks, shard) - 1;
-}
-
 /**
  * Take the lock of a dead holder `thread`, for the supervisor to repair the shard; false when
  * that thread does not hold it (any more). Never waits: the supervisor is the main thread.

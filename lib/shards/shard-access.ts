@@ -7,7 +7,8 @@
  */
 import type { Clock, StoreConfig } from '../store/store.js';
 import { Store } from '../store/store.js';
-import { CommandExecutor, type ShardRequest } from './execute.js';
+import type { KeyCommand } from '../protocol/command.js';
+import { CommandExecutor } from './execute.js';
 import { lock, unlock } from './lock.js';
 
 export interface ShardMemory {
@@ -36,7 +37,7 @@ export class ShardAccess {
   }
 
   /** Run one command on `shard`; its reply bytes (empty for noreply). */
-  run(shard: number, cmd: ShardRequest): Buffer {
+  run(shard: number, cmd: KeyCommand): Buffer {
     lock(this.locks, shard, this.thread);
     try {
       return this.executors[shard]!.runOne(cmd);

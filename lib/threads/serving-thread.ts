@@ -137,8 +137,7 @@ export class ServingThread implements ConnectionHost {
       case 'debug':
         return this.debug(cmd.args);
       case 'stats':
-        if (cmd.group === 'reset') this.access.resetStats();
-        if (cmd.group !== 'conns') return this.reporter.report(cmd.group, cmd.args);
+        if (!this.needsEveryThread(cmd.group)) return this.reporter.report(cmd.group, cmd.args);
         this.gatherConns((conns) => {
           conn.fill(slot, Buffer.from(this.reporter.report(cmd.group, cmd.args, conns), 'latin1'));
           conn.flushReplies();
@@ -153,9 +152,17 @@ export class ServingThread implements ConnectionHost {
   }
 
   statsRows(group: string, then: (rows: Row[] | null) => void): void {
-    if (group === 'reset') this.access.resetStats();
-    if (group === 'conns') this.gatherConns((conns) => then(this.reporter.rows(group, conns)));
+    if (this.needsEveryThread(group)) this.gatherConns((conns) => then(this.reporter.rows(group, conns)));
     else then(this.reporter.rows(group));
+  }
+
+  /**
+   * Before a stats group is reported: `reset` clears the shards' counters (under their locks;
+   * the reporter clears the threads'). True for `conns`, which needs every thread's connections.
+   */
+  private needsEveryThread(group: string): boolean {
+    if (group === 'reset') this.access.resetStats();
+    return group === 'conns';
   }
 
   /**
@@ -202,8 +209,7 @@ export class ServingThread implements ConnectionHost {
       case 'crash':
         this.log(1, `fault injection: thread ${this.thread} exits${msg.holdingLock ? ' holding its shard lock' : ''}`);
         if (msg.holdingLock) lock(this.init.locks, this.thread, this.thread);
-        process.exit(1);
-      // falls through: process.exit does not return
+        return process.exit(1);
       case 'close':
         this.listener.close();
         for (const conn of this.connections) conn.socket.destroy();

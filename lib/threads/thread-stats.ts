@@ -22,7 +22,6 @@ export const Field = {
   /** Requests parsed (every protocol), for the per-thread load series. */
   commands: 8,
 } as const;
-export type FieldName = keyof typeof Field;
 const FIELDS = Object.keys(Field).length;
 
 export const Cell = {
@@ -46,7 +45,6 @@ export const LATENCY_COMMANDS = [
   'touch', 'mg', 'ms', 'md', 'ma', 'me', 'mn', 'version', 'verbosity', 'quit', 'shutdown', 'stats', 'flush_all',
   'debug', 'noop', 'sasl', 'auth',
 ] as const;
-export type LatencyCommand = (typeof LATENCY_COMMANDS)[number];
 export const COMMAND_INDEX = new Map<string, number>(LATENCY_COMMANDS.map((c, i) => [c, i]));
 const SERIES_SLOTS = LATENCY_BUCKETS.length + 2;
 const SERIES_PER_THREAD = PROTOCOLS.length * LATENCY_COMMANDS.length;

@@ -270,6 +270,26 @@ export interface RawClient {
   socket: net.Socket;
 }
 
+/** A connection to 127.0.0.1:port is refused (false when it connects, or nothing answers in time). */
+export function connectRefused(port: number, timeoutMs = 2000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect({ port, host: '127.0.0.1' });
+    const timer = setTimeout(() => {
+      s.destroy();
+      resolve(false);
+    }, timeoutMs);
+    s.once('connect', () => {
+      clearTimeout(timer);
+      s.destroy();
+      resolve(false);
+    });
+    s.once('error', (e: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      resolve(e.code === 'ECONNREFUSED');
+    });
+  });
+}
+
 /** Connect a raw TCP client to 127.0.0.1:port (rejects after timeoutMs). */
 export function rawClient(port: number, timeoutMs = 2000): Promise<RawClient> {
   return new Promise((resolve, reject) => {
