@@ -362,7 +362,8 @@ export class Connection {
         return;
       case BinOp.Flush:
         this.host.flushAll(ext.length === 4 ? ext.readInt32BE(0) : 0);
-        return this.fill(slot, bp.quiet ? EMPTY : binaryReply(bp.opcode, bp.opaque, null));
+        this.fill(slot, bp.quiet ? EMPTY : binaryReply(bp.opcode, bp.opaque, null));
+        return this.host.observeLatency('binary', 'flush_all', (performance.now() - started) / 1000);
       case BinOp.SaslListMechs:
         return this.fill(slot, binaryReply(bp.opcode, bp.opaque, Buffer.from('PLAIN', 'latin1')));
       case BinOp.SaslAuth:

@@ -12,6 +12,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import t, { type Test } from 'tap';
+import { Op as BinOp, request as binaryRequest } from './helpers/binary.js';
 import { cliPath, connectRefused, freePort, httpGet, rawClient, startDaemon, type Daemon, type RawClient } from './helpers/daemon.js';
 
 const PROMTOOL = process.env['PROMTOOL_BIN'] ?? '/usr/bin/promtool';
@@ -247,6 +248,23 @@ t.test('memcached_exporter names agree with stats after known traffic', async (t
   for (const name of ['process_resident_memory_bytes', 'process_cpu_seconds_total', 'nodejs_heap_size_used_bytes', 'nodejs_eventloop_lag_seconds']) {
     t.ok(find(samples, name).length > 0, `${name} is there`);
   }
+});
+
+t.test('command latency is labelled with the protocol the command came in', async (t) => {
+  const { d, url } = await metricsDaemon(t);
+  const text = await rawClient(d.port);
+  text.send('get a\r\nget b\r\nget c\r\nflush_all\r\n');
+  await text.readUntil((b) => b.toString('latin1').split('END\r\n').length === 4 && b.toString('latin1').endsWith('OK\r\n'));
+  const bin = await rawClient(d.port);
+  bin.send(Buffer.concat([binaryRequest({ opcode: BinOp.Get, key: 'a' }), binaryRequest({ opcode: BinOp.Get, key: 'b' }), binaryRequest({ opcode: BinOp.Flush })]));
+  await bin.readUntil((b) => b.length >= 3 * 24);
+  const samples = parseExposition(await scrape(url));
+  const count = (command: string, protocol: string) => one(samples, 'memshard_command_duration_seconds_count', { command, protocol });
+  t.equal(count('get', 'text'), 3, 'three text gets');
+  t.equal(count('get', 'binary'), 2, 'two binary gets');
+  t.equal(count('flush_all', 'text'), 1, 'text flush_all');
+  t.equal(count('flush_all', 'binary'), 1, 'binary Flush');
+  await Promise.all([text.close(), bin.close()]);
 });
 
 t.test('promtool check metrics accepts the exposition', async (t) => {
