@@ -201,6 +201,26 @@ t.test('incr / decr', async (t) => {
   t.equal(store.exptimeOf(store.get(n)), exp, 'exptime kept');
 });
 
+t.test('incr / decr are exact past 2^53 (answers of memcached 1.6.18)', async (t) => {
+  const { store } = make();
+  const n = k('n');
+  const step = (value: string, incr: boolean, delta: bigint, want: bigint, stored: string) => {
+    set(store, 'n', value);
+    t.equal(store.incrDecr(n, incr, delta), Status.Ok, `${value} ${incr ? '+' : '-'} ${delta}`);
+    t.equal(store.lastNumber, want);
+    t.equal(val(store, 'n'), stored);
+  };
+  step('9223372036854775807', true, 1n, 9223372036854775808n, '9223372036854775808');
+  step('9223372036854775808', false, 1n, 9223372036854775807n, '9223372036854775807');
+  step('9007199254740993', true, 0n, 9007199254740993n, '9007199254740993');
+  step('9007199254740992', true, 1n, 9007199254740993n, '9007199254740993');
+  step('9999999999999999', true, 1n, 10000000000000000n, '10000000000000000');
+  step('18446744073709551615', true, 18446744073709551615n, 18446744073709551614n, '18446744073709551614');
+  step('10000000000000000', false, 1n, 9999999999999999n, '9999999999999999 ');
+  // strtoull stops at a NUL as at a blank: memcached counts "12\0a" as 12
+  step('12\0a', true, 1n, 13n, '13  ');
+});
+
 t.test('TTL rules', async (t) => {
   const { store, clock } = make();
   set(store, 'rel', 'v', 10);

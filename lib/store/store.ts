@@ -10,6 +10,7 @@
  * the whole chain, and a page steal that meets a continuation chunk evicts the item via its head.
  */
 import { fnv1a32 } from '../hash.js';
+import { parseU64 } from '../protocol/text.js';
 import {
   B_CLSID, B_IFLAGS, B_KEY, B_META, B_NKEY, C, CHUNK_HEADER_BYTES, CLASS_F64_SLOTS, CLASS_TABLE_ENTRIES,
   CLASS_U32_SLOTS, COLD, COUNTER_SLOTS, COUNTERS_KEPT_ON_RESET, F_CAS, HOT, H_CAS_SEQ, H_CRAWL_POS,
@@ -74,7 +75,6 @@ const EXPTIME_MAX = 0x7fffffff;
 /** The append/prepend/incr scratch buffer is kept between calls up to this size. */
 const SCRATCH_KEEP = 1024 * 1024;
 const U64_MASK = (1n << 64n) - 1n;
-const I63 = 1n << 63n;
 
 export class Store {
   static byteLength(cfg: StoreConfig): number {
@@ -378,8 +378,9 @@ export class Store {
       whole = this.scratchFor(ovlen);
       this.copyValue(old, whole, 0);
     }
+    // the value read as memcached's safe_strtoull reads it (the one number parser, exact to 2^64)
     const cur = whole === null ? parseU64(this.u8, vstart, vstart + ovlen) : parseU64(whole, 0, ovlen);
-    if (cur < 0n) return Status.NonNumeric;
+    if (cur === null) return Status.NonNumeric;
     let res: bigint;
     if (incr) res = (cur + delta) & U64_MASK;
     else res = delta > cur ? 0n : cur - delta;
@@ -1224,43 +1225,6 @@ export class Store {
     u32[vs + K_TOTAL_PAGES]!--;
     this.u32[this.pt + page] = 0;
   }
-}
-
-/**
- * memcached's safe_strtoull over a value: leading whitespace, an optional sign, digits, then the
- * end or whitespace. Returns -1n when memcached would answer NON_NUMERIC.
- */
-export function parseU64(u8: Uint8Array, start: number, end: number): bigint {
-  let i = start;
-  while (i < end && isSpace(u8[i]!)) i++;
-  let neg = false;
-  if (i < end && (u8[i] === 43 || u8[i] === 45)) {
-    neg = u8[i] === 45;
-    i++;
-  }
-  const digitsStart = i;
-  let small = 0; // exact while below 2^53
-  let big = -1n;
-  for (; i < end; i++) {
-    const d = u8[i]! - 48;
-    if (d < 0 || d > 9) break;
-    if (big < 0n && small < 1e15) small = small * 10 + d;
-    else big = (big < 0n ? BigInt(small) : big) * 10n + BigInt(d);
-  }
-  if (i === digitsStart) return -1n;
-  if (i < end && !isSpace(u8[i]!)) return -1n;
-  let v = big < 0n ? BigInt(small) : big;
-  if (v > U64_MASK) return -1n; // ERANGE
-  if (neg && v !== 0n) {
-    // strtoull negates modulo 2^64; safe_strtoull rejects it when that looks negative as int64.
-    v = (1n << 64n) - v;
-    if (v >= I63) return -1n;
-  }
-  return v;
-}
-
-function isSpace(c: number): boolean {
-  return c === 32 || (c >= 9 && c <= 13);
 }
 
 /**
