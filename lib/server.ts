@@ -16,7 +16,7 @@ import { newShardLocks, takeOver, unlock } from './shards/lock.js';
 import type { ShardMemory } from './shards/shard-access.js';
 import { StatsReporter, type ConnInfo } from './stats.js';
 import { Store } from './store/store.js';
-import { ListenSocket } from './threads/listen-socket.js';
+import { openListenSocket, type ListenSocket, type ThreadListen } from './threads/listen-socket.js';
 import type { ThreadInit, ToMain, ToThread } from './threads/messages.js';
 import { Cell, newThreadStatsBuffers, ThreadStats, type ThreadStatsBuffers } from './threads/thread-stats.js';
 
@@ -34,6 +34,8 @@ const CLOSE_TIMEOUT_MS = 2000;
 interface ThreadSlot {
   pool: Piscina;
   port: MessagePort | null;
+  /** Between the thread's start and its piscina task's answer. */
+  starting: boolean;
 }
 
 /** A `stats conns` being gathered for thread `from`. */
@@ -84,7 +86,7 @@ export class Server {
         atomics: 'disabled',
       });
       pool.on('error', (err: unknown) => this.log(1, `thread ${t}: error: ${String(err)}`));
-      return { pool, port: null };
+      return { pool, port: null, starting: false };
     });
   }
 
@@ -94,9 +96,9 @@ export class Server {
 
   async start(): Promise<{ port: number }> {
     const config = this.config;
-    this.listenSocket = await ListenSocket.open(config.port, config.listen, 1024);
-    const fds = await this.listenSocket.descriptors(config.threads);
-    await Promise.all(fds.map((fd, t) => this.startThread(t, fd)));
+    this.listenSocket = await openListenSocket(config.port, config.listen, 1024);
+    const listens = await this.listenSocket.forThreads(config.threads);
+    await Promise.all(listens.map((listen, t) => this.startThread(t, listen)));
     if (config.metricsPort !== 0) {
       const host = config.metricsListen ?? config.listen;
       this.metricsServer = await serveMetrics(this.exporter, config.metricsPort, host, (level, msg) => this.log(level, msg));
@@ -105,14 +107,14 @@ export class Server {
     return { port: this.listenSocket.port };
   }
 
-  /** Start serving thread t on descriptor fd; retried while piscina is still replacing a dead one. */
-  private async startThread(t: number, fd: number): Promise<void> {
+  /** Start serving thread t, listening as told; retried while piscina is still replacing a dead one. */
+  private async startThread(t: number, listen: ThreadListen): Promise<void> {
     const slot = this.slots[t]!;
     for (let attempt = 1; ; attempt++) {
       const { port1, port2 } = new MessageChannel();
       const init: ThreadInit = {
         thread: t,
-        fd,
+        listen,
         shards: this.shards,
         locks: this.locks,
         stats: this.statsBuffers,
@@ -123,19 +125,24 @@ export class Server {
         ascii: this.auth.ascii?.entries ?? null,
         port: port2,
       };
+      // the thread may accept before run() resolves: main must already hear and reach it
+      port1.on('message', (msg: ToMain) => this.onMessage(t, msg));
+      port1.on('close', () => this.onThreadExit(t, port1));
+      slot.port = port1;
+      slot.starting = true;
       try {
         await slot.pool.run(init, { transferList: [port2] as never });
       } catch (err) {
+        this.forget(t);
         port1.close();
         // a shutdown while threads were still starting is not a failure to start
         if (this.closed) return;
         if (attempt === START_ATTEMPTS) throw err;
         await new Promise((resolve) => setTimeout(resolve, 20 * attempt));
         continue;
+      } finally {
+        slot.starting = false;
       }
-      port1.on('message', (msg: ToMain) => this.onMessage(t, msg));
-      port1.on('close', () => this.onThreadExit(t, port1));
-      slot.port = port1;
       return;
     }
   }
@@ -143,12 +150,32 @@ export class Server {
   /**
    * A thread that died took its connections with it. A shard whose lock it held may be half
    * changed: it is emptied (a cache may lose entries, never return wrong ones); every other shard
-   * is kept. Then a new thread takes its place on a new descriptor of the listening socket.
+   * is kept. Then a new thread takes its place and listens again.
    */
   private onThreadExit(t: number, port: MessagePort): void {
     const slot = this.slots[t]!;
     if (slot.port !== port) return;
-    slot.port = null;
+    this.forget(t);
+    // while starting, startThread tries again itself
+    if (this.closed || slot.starting) return;
+    this.log(1, `thread ${t}: exited, starting a replacement`);
+    this.listenSocket!.forThreads(1)
+      .then(([listen]) => this.startThread(t, listen!))
+      .then(
+        () => {
+          Atomics.add(this.threads.shared, Cell.threadRestarts, 1);
+          this.log(1, `thread ${t}: replacement serving`);
+        },
+        (err: unknown) => this.log(1, `thread ${t}: restart failed: ${String(err)}`),
+      );
+  }
+
+  /**
+   * Thread t is gone: nothing is sent to it, nothing waits for its answer, and a shard whose lock
+   * it held is repaired.
+   */
+  private forget(t: number): void {
+    this.slots[t]!.port = null;
     this.threads.threadGone(t);
     for (const g of this.gatherings.values()) this.answered(g, t, []);
     if (this.closed) return;
@@ -160,16 +187,6 @@ export class Server {
       unlock(this.locks, s);
       this.log(1, `shard ${s}: thread ${t} died holding its lock, shard emptied`);
     }
-    this.log(1, `thread ${t}: exited, starting a replacement`);
-    this.listenSocket!.descriptors(1)
-      .then(([fd]) => this.startThread(t, fd!))
-      .then(
-        () => {
-          Atomics.add(this.threads.shared, Cell.threadRestarts, 1);
-          this.log(1, `thread ${t}: replacement serving`);
-        },
-        (err: unknown) => this.log(1, `thread ${t}: restart failed: ${String(err)}`),
-      );
   }
 
   private onMessage(t: number, msg: ToMain): void {

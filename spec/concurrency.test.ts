@@ -3,6 +3,7 @@
  * atomic on its shard and a connection's commands take effect in order.
  */
 import t from 'tap';
+import { reusePortAvailable } from '../lib/threads/listen-socket.js';
 import { rawClient, startDaemon, type RawClient } from './helpers/daemon.js';
 
 const CONNECTIONS = 24;
@@ -93,7 +94,10 @@ t.test('concurrent connections on shared keys', async (t) => {
     const perThread = [0, 0, 0, 0];
     for (const m of rows.matchAll(/STAT (\d+):addr/g)) perThread[Number(m[1]) % 4]!++;
     t.equal(perThread.reduce((a, b) => a + b, 0), CONNECTIONS + 1, 'every connection listed once');
-    t.ok(perThread.filter((n) => n > 0).length >= 2, `more than one thread serves (${perThread.join(' ')})`);
+    const spread = `more than one thread serves (${perThread.join(' ')})`;
+    if (reusePortAvailable()) t.ok(perThread.filter((n) => n > 0).length >= 2, spread);
+    // whichever thread the scheduler runs first takes a burst: a busy machine can give it all
+    else t.comment(`not checked: Node ${process.versions.node} has no reusePort, the split is the scheduler's (${perThread.join(' ')})`);
   });
 
   t.teardown(async () => {

@@ -5,6 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import t from 'tap';
+import { reusePortAvailable } from '../lib/threads/listen-socket.js';
 import { cliPath, rawClient, startDaemon } from './helpers/daemon.js';
 
 function cli(args: string[]) {
@@ -38,6 +39,25 @@ t.test('CLI: --help, -V, and one clear line for a bad value', async (t) => {
     t.match(r.stderr, message, args.join(' '));
     t.equal(r.stderr.trim().split('\n').length, 1, `${args.join(' ')}: one line`);
   }
+});
+
+t.test('reusePort is used where Node has it: 22.12+, 23.1+', async (t) => {
+  const linux = process.platform === 'linux';
+  for (const [version, has] of [['20.20.2', false], ['22.11.0', false], ['22.12.0', true], ['23.1.0', true], ['24.22.3', true], ['26.0.0', true]] as const) {
+    t.equal(reusePortAvailable(version), has && linux, version);
+  }
+});
+
+t.test('a second daemon on a port in use fails to start, and the first keeps serving', async (t) => {
+  const first = await startDaemon(['-t', '2']);
+  t.teardown(() => first.stop());
+  const second = cli(['-p', String(first.port), '-l', '127.0.0.1', '-t', '2', '--metrics-port', '0']);
+  t.equal(second.status, 71, 'EX_OSERR, like memcached');
+  t.match(second.stderr, /EADDRINUSE/);
+  const c = await rawClient(first.port);
+  c.send('version\r\n');
+  t.match(await c.readUntil('\r\n'), /^VERSION /);
+  await c.close();
 });
 
 t.test('-c: a connection over the limit gets memcached\'s error and is closed', async (t) => {

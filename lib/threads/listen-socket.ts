@@ -1,12 +1,71 @@
 /**
- * The listening socket shared by the serving threads, each through a descriptor of its own (see
- * workers/socket-dup.ts for why and how). The main thread keeps one descriptor that it never
- * accepts on, so the port stays open while threads come and go.
+ * How the serving threads share the listening port. Two ways, chosen by what Node offers:
+ *
+ * - SO_REUSEPORT (`listen({ reusePort })`, Node >= 22.12 and >= 23.1 on Linux): every thread
+ *   listens on a socket of its own in the port's reuse group, and the kernel hashes each new
+ *   connection to one of them. The split does not depend on which thread the scheduler runs
+ *   first, so a burst of connections (a client pool starting) spreads over the threads.
+ * - One socket, a descriptor per thread (Node 20): see workers/socket-dup.ts. Whichever thread
+ *   the kernel wakes first accepts, so a burst can land on few threads.
+ *
+ * Either way a thread that dies closes only its own socket or descriptor: the port keeps
+ * accepting, and its replacement listens again.
  */
 import { fork } from 'node:child_process';
+import net from 'node:net';
 
 const HELPER = new URL('../../workers/socket-dup.js', import.meta.url);
 const HELPER_TIMEOUT_MS = 10_000;
+
+/** What a serving thread passes to `net.Server.listen` (with its backlog). */
+export type ThreadListen = { fd: number } | { port: number; host: string | undefined; reusePort: true };
+
+export interface ListenSocket {
+  readonly port: number;
+  /** How `count` more threads listen on the port. */
+  forThreads(count: number): Promise<ThreadListen[]>;
+  close(): void;
+}
+
+/** Node's `reusePort` listen option: 23.1 and later, 22.12 and later in the 22 line. */
+export function reusePortAvailable(version = process.versions.node): boolean {
+  const [major = 0, minor = 0] = version.split('.').map(Number);
+  return process.platform === 'linux' && (major >= 23 || (major === 22 && minor >= 12));
+}
+
+/** Bind host:port (port 0: any); rejects with the system's message (EADDRINUSE...). */
+export function openListenSocket(port: number, host: string | undefined, backlog: number): Promise<ListenSocket> {
+  return reusePortAvailable() ? ReusePortGroup.open(port, host) : SharedSocket.open(port, host, backlog);
+}
+
+class ReusePortGroup implements ListenSocket {
+  private constructor(
+    readonly port: number,
+    private readonly host: string | undefined,
+  ) {}
+
+  /**
+   * A plain bind first: it fails where memcached's would (a port in use, by anyone, including
+   * another memshard's reuse group, which would otherwise silently share the port with this one)
+   * and picks the port when asked for any. The threads bind it again a moment later.
+   */
+  static async open(port: number, host: string | undefined): Promise<ReusePortGroup> {
+    const probe = net.createServer();
+    await new Promise<void>((resolve, reject) => {
+      probe.once('error', reject);
+      probe.listen({ port, host }, resolve);
+    });
+    const bound = (probe.address() as net.AddressInfo).port;
+    await new Promise((resolve) => probe.close(resolve));
+    return new ReusePortGroup(bound, host);
+  }
+
+  async forThreads(count: number): Promise<ThreadListen[]> {
+    return Array.from({ length: count }, () => ({ port: this.port, host: this.host, reusePort: true }) as const);
+  }
+
+  close(): void {}
+}
 
 /** A libuv TCP handle received over IPC: not listening in this thread, only holding a descriptor. */
 interface RawHandle {
@@ -14,7 +73,11 @@ interface RawHandle {
   close(): void;
 }
 
-export class ListenSocket {
+/**
+ * One listening socket; the main thread keeps a descriptor that it never accepts on, so the port
+ * stays open while threads come and go.
+ */
+class SharedSocket implements ListenSocket {
   /**
    * Descriptors given to threads. Their handles stay referenced and are never closed here: the
    * thread owns the descriptor and closes it, after which its number may belong to someone else.
@@ -26,24 +89,21 @@ export class ListenSocket {
     readonly port: number,
   ) {}
 
-  /** Bind and listen on host:port (port 0: any); rejects with the system's message (EADDRINUSE...). */
-  static async open(port: number, host: string | undefined, backlog: number): Promise<ListenSocket> {
+  static async open(port: number, host: string | undefined, backlog: number): Promise<SharedSocket> {
     const [first] = await helper(['listen', String(port), host ?? '-', String(backlog)], null, 1);
-    return new ListenSocket(first!.handle, first!.port);
+    return new SharedSocket(first!.handle, first!.port);
   }
 
-  /** `count` new descriptors of the socket, one per thread that will accept on it. */
-  async descriptors(count: number): Promise<number[]> {
+  async forThreads(count: number): Promise<ThreadListen[]> {
     const got = await helper(['dup'], this.reserve.fd, count);
     for (const { handle } of got) this.handedOut.push(handle);
-    return got.map((g) => g.handle.fd);
+    return got.map((g) => ({ fd: g.handle.fd }));
   }
 
   close(): void {
     this.reserve.close();
   }
 }
-
 function helper(args: string[], fd: number | null, count: number): Promise<Array<{ handle: RawHandle; port: number }>> {
   return new Promise((resolve, reject) => {
     const stdio: Array<'ignore' | 'inherit' | 'ipc' | number> = ['ignore', 'ignore', 'inherit', fd ?? 'ignore', 'ipc'];

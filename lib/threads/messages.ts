@@ -5,14 +5,15 @@
 import type { Config } from '../config.js';
 import type { ShardMemory } from '../shards/shard-access.js';
 import type { ConnInfo } from '../stats.js';
+import type { ThreadListen } from './listen-socket.js';
 import type { ThreadStatsBuffers } from './thread-stats.js';
 import type { MessagePort } from 'node:worker_threads';
 
 /** Everything a serving thread starts from (piscina's task argument). */
 export interface ThreadInit {
   thread: number;
-  /** Its own descriptor of the listening socket. */
-  fd: number;
+  /** Where it accepts connections (see lib/threads/listen-socket.ts). */
+  listen: ThreadListen;
   shards: ShardMemory[];
   locks: Int32Array;
   stats: ThreadStatsBuffers;

@@ -1,6 +1,6 @@
 /**
- * A serving thread (memcached's worker thread): accepts connections on its own descriptor of the
- * listening socket, and answers everything its connections send, running key commands on any
+ * A serving thread (memcached's worker thread): accepts connections on its own socket or descriptor
+ * of the listening port, and answers everything its connections send, running key commands on any
  * shard under that shard's lock. It also runs the expiry crawler of the shard with its number.
  * What needs every thread (`stats conns`, shutdown, fault injection) goes to the main thread.
  */
@@ -68,7 +68,7 @@ export class ServingThread implements ConnectionHost {
   async start(): Promise<void> {
     await new Promise<void>((resolve, reject) => {
       this.listener.once('error', reject);
-      this.listener.listen({ fd: this.init.fd, backlog: 1024 }, () => {
+      this.listener.listen({ ...this.init.listen, backlog: 1024 }, () => {
         this.listener.off('error', reject);
         resolve();
       });
