@@ -1,6 +1,6 @@
 // memshard vs memcached, same machine, same load generator (mcload), same run.
 //
-//   npm run bench -- [--duration 3] [--rounds 3] [--threads 2|1,2,4] [--json]
+//   npm run bench -- [--duration 3] [--rounds 3] [--threads 4|1,2,4] [--only a,b] [--json]
 //
 // Runs each scenario in alternation (memcached, memshard -t A, memshard -t B, ..., then the next
 // scenario, then the next round) and reports the median of the rounds. Exits non-zero when any
@@ -338,13 +338,20 @@ interface Scenario {
 }
 
 const scenarios = (duration: number): Scenario[] => {
-  const common = ['--ratio', '1:9', '--value-size', '100', '--prefill', '--duration', String(duration)];
+  const common = ['--ratio', '1:9', '--duration', String(duration)];
+  const small = ['--value-size', '100', ...common];
   return [
-    { id: 'a', title: '50 conns, pipeline 1, 90% get', args: ['--threads', '2', '--conns', '25', '--pipeline', '1', ...common] },
-    { id: 'b', title: '50 conns, pipeline 16, 90% get', args: ['--threads', '2', '--conns', '25', '--pipeline', '16', ...common] },
-    { id: 'c', title: '4 conns, pipeline 1, 90% get', args: ['--threads', '1', '--conns', '4', '--pipeline', '1', ...common] },
-    { id: 'd', title: 'meta (ms/mg), 50 conns, pipeline 16', args: ['--threads', '2', '--conns', '25', '--pipeline', '16', '--protocol', 'meta', ...common] },
-    { id: 'e', title: 'meta (ms/mg), 4 conns, pipeline 1', args: ['--threads', '1', '--conns', '4', '--pipeline', '1', '--protocol', 'meta', ...common] },
+    { id: 'a', title: '50 conns, pipeline 1, 90% get', args: ['--threads', '2', '--conns', '25', '--pipeline', '1', ...small] },
+    { id: 'a-bin', title: 'binary, 50 conns, pipeline 1', args: ['--threads', '2', '--conns', '25', '--pipeline', '1', '--protocol', 'binary', ...small] },
+    {
+      id: 'a-large',
+      title: '1-16 KB values, 50 conns, pipeline 1',
+      args: ['--threads', '2', '--conns', '25', '--pipeline', '1', '--value-size', '1024-16384', '--keys', '20000', ...common],
+    },
+    { id: 'b', title: '50 conns, pipeline 16, 90% get', args: ['--threads', '2', '--conns', '25', '--pipeline', '16', ...small] },
+    { id: 'c', title: '4 conns, pipeline 1, 90% get', args: ['--threads', '1', '--conns', '4', '--pipeline', '1', ...small] },
+    { id: 'd', title: 'meta (ms/mg), 50 conns, pipeline 16', args: ['--threads', '2', '--conns', '25', '--pipeline', '16', '--protocol', 'meta', ...small] },
+    { id: 'e', title: 'meta (ms/mg), 4 conns, pipeline 1', args: ['--threads', '1', '--conns', '4', '--pipeline', '1', '--protocol', 'meta', ...small] },
   ];
 };
 
@@ -352,12 +359,49 @@ interface Sample {
   ops: number;
   p99: number;
   errors: number;
+  /** Server CPU (user + system, all threads) per request, microseconds. */
+  cpuUsPerRequest: number;
+  /** The busiest thread's part of the server's CPU in the run, 0-1. */
+  busiestThread: number;
 }
+
+/** CPU ticks (user + system) of each thread of process pid, from /proc/<pid>/task/<tid>/stat. */
+export function threadTicks(pid: number): Map<string, number> {
+  const ticks = new Map<string, number>();
+  for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      // fields after "(comm)": state is field 3, utime 14, stime 15
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks.set(tid, Number(fields[11]) + Number(fields[12]));
+    } catch {
+      // the thread ended between the listing and the read
+    }
+  }
+  return ticks;
+}
+
+/** What the server's threads used between two threadTicks samples: total ticks and the busiest thread's part. */
+export function cpuBetween(before: Map<string, number>, after: Map<string, number>): { ticks: number; busiest: number } {
+  let ticks = 0;
+  let busiest = 0;
+  for (const [tid, t] of after) {
+    const used = t - (before.get(tid) ?? 0);
+    ticks += used;
+    busiest = Math.max(busiest, used);
+  }
+  return { ticks, busiest: ticks > 0 ? busiest / ticks : 0 };
+}
+
+/** Kernel clock ticks per second (USER_HZ): 100 on Linux for every architecture Node runs on. */
+const USER_HZ = 100;
+const DEFAULT_MEMSHARD_THREADS = 4;
 
 const usage = `usage: node dist/scripts/bench.js [--duration S] [--rounds N] [--threads T[,T...]] [--json]
   --duration S   seconds per measured run (default 3)
   --rounds N     rounds; the median is reported (default 3)
-  --threads L    memshard -t value(s), e.g. 2 or 1,2,4 (default 2); memcached always runs -t 2
+  --threads L    memshard -t value(s), e.g. 4 or 1,2,4 (default ${DEFAULT_MEMSHARD_THREADS}, memshard's default); memcached always runs -t 2
+  --only IDS     run only these scenarios, e.g. a,a-bin
   --json         print the results as one JSON document on stdout (progress goes to stderr)`;
 
 /** A script's options; or the exit code, after printing the usage (--help) or what was wrong. */
@@ -377,11 +421,11 @@ export function scriptOptions(usage: string, flags: string[], valued: string[]):
 }
 
 async function main(): Promise<number> {
-  const opts = scriptOptions(usage, ['json', 'help'], ['duration', 'rounds', 'threads']);
+  const opts = scriptOptions(usage, ['json', 'help'], ['duration', 'rounds', 'threads', 'only']);
   if (typeof opts === 'number') return opts;
   const duration = positiveNumber(opts.get('duration'), 3, 'duration');
   const rounds = Math.round(positiveNumber(opts.get('rounds'), 3, 'rounds'));
-  const threadList = (opts.get('threads') ?? '2').split(',').map((s) => Math.round(positiveNumber(s.trim(), 2, 'threads')));
+  const threadList = (opts.get('threads') ?? String(DEFAULT_MEMSHARD_THREADS)).split(',').map((s) => Math.round(positiveNumber(s.trim(), DEFAULT_MEMSHARD_THREADS, 'threads')));
   const asJson = opts.has('json');
 
   installCleanupHandlers();
@@ -393,7 +437,9 @@ async function main(): Promise<number> {
   for (const t of threadList) servers.push(await startMemshard({ threads: t, memoryMb: 1024 }));
   for (const s of servers) log(`${s.name}: pid ${s.pid}, port ${s.port}, version ${s.version}`);
 
-  const scen = scenarios(duration);
+  const only = opts.get('only')?.split(',');
+  const scen = scenarios(duration).filter((sc) => only === undefined || only.includes(sc.id));
+  if (scen.length === 0) throw new Error(`--only ${opts.get('only')}: no such scenario`);
   // samples[scenario][server] = Sample[]
   const samples = new Map<string, Map<string, Sample[]>>();
   const failures: string[] = [];
@@ -406,9 +452,20 @@ async function main(): Promise<number> {
           failures.push(`${s.name} died (stderr: ${s.stderr().slice(-500)})`);
           break outer;
         }
+        // every key set once first, outside the measured run and its CPU sample
+        const prefill = await runMcload(mcload, s.port, [...sc.args, '--mode', 'prefill', '--max-time', String(duration + 30)], runTimeout);
+        if (num(prefill.json, 'errors') !== 0 || prefill.exitCode !== 0) failures.push(`${sc.id} ${s.name}: prefill failed: ${prefill.stderr.slice(-300)}`);
+        const before = threadTicks(s.pid);
         const res = await runMcload(mcload, s.port, [...sc.args, '--max-time', String(duration + 30)], runTimeout);
+        const cpu = cpuBetween(before, threadTicks(s.pid));
         const errors = num(res.json, 'errors');
-        const sample: Sample = { ops: num(res.json, 'ops_per_sec'), p99: num(res.json, 'p99_us'), errors };
+        const sample: Sample = {
+          ops: num(res.json, 'ops_per_sec'),
+          p99: num(res.json, 'p99_us'),
+          errors,
+          cpuUsPerRequest: (cpu.ticks * 1e6) / USER_HZ / num(res.json, 'ops'),
+          busiestThread: cpu.busiest,
+        };
         const perServer = samples.get(sc.id) ?? new Map<string, Sample[]>();
         samples.set(sc.id, perServer);
         perServer.set(s.name, [...(perServer.get(s.name) ?? []), sample]);
@@ -421,7 +478,10 @@ async function main(): Promise<number> {
             .join(' ');
           failures.push(`${tag}: errors=${errors} exit=${res.exitCode} incomplete=${String(res.json['incomplete'])} ${detail}`);
         }
-        log(`${tag}: ${Math.round(sample.ops)} ops/s, p99 ${sample.p99} us, errors ${sample.errors}`);
+        log(
+          `${tag}: ${Math.round(sample.ops)} ops/s, p99 ${sample.p99} us, errors ${sample.errors}, ` +
+            `${sample.cpuUsPerRequest.toFixed(1)} us CPU/request, busiest thread ${(sample.busiestThread * 100).toFixed(0)}%`,
+        );
       }
     }
   }
@@ -436,6 +496,10 @@ async function main(): Promise<number> {
     memshard_p99_us: number;
     ops_ratio: number;
     p99_ratio: number;
+    memcached_cpu_us_per_request: number;
+    memshard_cpu_us_per_request: number;
+    cpu_ratio: number;
+    memshard_busiest_thread: number;
   }[] = [];
   for (const sc of scen) {
     const per = samples.get(sc.id);
@@ -455,6 +519,10 @@ async function main(): Promise<number> {
         memshard_p99_us: msP99,
         ops_ratio: msOps / mcOps,
         p99_ratio: msP99 / mcP99,
+        memcached_cpu_us_per_request: median(mc.map((x) => x.cpuUsPerRequest)),
+        memshard_cpu_us_per_request: median(ms.map((x) => x.cpuUsPerRequest)),
+        cpu_ratio: median(ms.map((x) => x.cpuUsPerRequest)) / median(mc.map((x) => x.cpuUsPerRequest)),
+        memshard_busiest_thread: Math.max(...ms.map((x) => x.busiestThread)),
       });
     }
   }
@@ -478,12 +546,17 @@ async function main(): Promise<number> {
     const out: string[] = [];
     out.push(`## memshard vs memcached (${meta.date})`, '');
     out.push(`node ${meta.node}, ${meta.memcached} (${meta.memcached_args}), ${meta.memshard}; ${meta.cpus}`);
-    out.push(`mcload, ${duration} s per run, median of ${rounds} rounds run in alternation; 100-byte values, 100k keys`, '');
-    out.push('| scenario | memcached ops/s | memcached p99 us | memshard ops/s | memshard p99 us | ratio (memshard/memcached ops) | p99 ratio |');
-    out.push('|---|---:|---:|---:|---:|---:|---:|');
+    out.push(`mcload, ${duration} s per run, median of ${rounds} rounds run in alternation; 100-byte values and 100k keys unless the scenario says`);
+    out.push('CPU: the server process, user + system, all threads, per request; busiest thread: the largest part of the process CPU one thread used in any round', '');
+    out.push('| scenario | memcached ops/s | p99 us | CPU us/req | memshard ops/s | p99 us | CPU us/req | ops ratio | p99 ratio | CPU ratio | busiest thread |');
+    out.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const r of rows) {
       const label = threadList.length > 1 ? `${r.scenario} (${r.memshard})` : r.scenario;
-      out.push(`| ${label} | ${f(r.memcached_ops)} | ${f(r.memcached_p99_us)} | ${f(r.memshard_ops)} | ${f(r.memshard_p99_us)} | ${f(r.ops_ratio, 2)} | ${f(r.p99_ratio, 2)} |`);
+      out.push(
+        `| ${label} | ${f(r.memcached_ops)} | ${f(r.memcached_p99_us)} | ${f(r.memcached_cpu_us_per_request, 1)} | ${f(r.memshard_ops)} | ` +
+          `${f(r.memshard_p99_us)} | ${f(r.memshard_cpu_us_per_request, 1)} | ${f(r.ops_ratio, 2)} | ${f(r.p99_ratio, 2)} | ${f(r.cpu_ratio, 2)} | ` +
+          `${f(r.memshard_busiest_thread * 100)}% |`,
+      );
     }
     console.log(out.join('\n'));
   }
