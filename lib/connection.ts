@@ -68,6 +68,8 @@ export class Connection {
   private base = 0;
   private closing = false;
   private paused = false;
+  /** A multi-get that waits for the client to read the first part of its reply. */
+  private multiGet: PendingMultiGet | null = null;
   readonly id: number;
   /** Server time of the last request (seconds), for `stats conns`. */
   lastCommandAt: number;
@@ -103,16 +105,19 @@ export class Connection {
 
   /** Run the buffered requests, as far as the client keeps reading what we answer. */
   private process(): void {
+    if (this.paused) return;
+    if (this.multiGet !== null) this.continueMultiGet();
     // a large value arrives in many chunks: join them once, when all of it is here
-    if (this.pendingBytes === 0 || this.pendingBytes < this.need || this.paused) return;
-    const buf = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
-    this.pending.length = 0;
-    this.pendingBytes = 0;
-    this.need = 0;
-    const pos = this.consume(buf);
-    if (pos < buf.length && !this.closing) {
-      this.pending.push(buf.subarray(pos));
-      this.pendingBytes = buf.length - pos;
+    if (!this.paused && this.pendingBytes > 0 && this.pendingBytes >= this.need) {
+      const buf = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
+      this.pending.length = 0;
+      this.pendingBytes = 0;
+      this.need = 0;
+      const pos = this.consume(buf);
+      if (pos < buf.length && !this.closing) {
+        this.pending.push(buf.subarray(pos));
+        this.pendingBytes = buf.length - pos;
+      }
     }
     this.flushReplies();
   }
@@ -173,26 +178,12 @@ export class Connection {
         break;
       }
       case Parsed.MultiGet: {
-        const keys = parser.keys;
-        if (keys.length === 0) {
+        if (parser.keys.length === 0) {
           this.fill(this.reserve(), END);
           break;
         }
-        for (let i = 0; i < keys.length; i++) {
-          const cmd: KeyCommand = {
-            op: parser.getOp,
-            key: keys[i]!,
-            flags: 0,
-            exptime: parser.exptime,
-            cas: 0,
-            delta: 0n,
-            value: null,
-            noreply: false,
-            end: i === keys.length - 1,
-          };
-          // the whole get is timed by its last key, whose reply carries END
-          this.dispatch(cmd, this.reserve(), started, cmd.end ? OP_NAMES[cmd.op]! : '');
-        }
+        this.multiGet = { keys: parser.keys, next: 0, op: parser.getOp, exptime: parser.exptime, started };
+        this.continueMultiGet();
         break;
       }
       case Parsed.Local: {
@@ -391,6 +382,29 @@ export class Connection {
     }
   }
 
+  /**
+   * Answer the multi-get's keys in order until the output is full: a client that does not read
+   * gets the rest as it drains the first part (memcached's conn_mwrite), so a get line naming a
+   * large value many times costs the high-water mark plus one value, not the whole reply.
+   */
+  private continueMultiGet(): void {
+    const mg = this.multiGet!;
+    const last = mg.keys.length - 1;
+    while (mg.next <= last) {
+      if (this.outputFull()) {
+        // the rest once the client has read this part (maybeResume)
+        this.pause();
+        return;
+      }
+      const i = mg.next++;
+      const end = i === last;
+      const cmd: KeyCommand = { op: mg.op, key: mg.keys[i]!, flags: 0, exptime: mg.exptime, cas: 0, delta: 0n, value: null, noreply: false, end };
+      // the whole get is timed by its last key, whose reply carries END
+      this.dispatch(cmd, this.reserve(), mg.started, end ? OP_NAMES[cmd.op]! : '');
+    }
+    this.multiGet = null;
+  }
+
   /** Run a key command on its shard; `command` names it for the latency metric ('' = not timed). */
   private dispatch(cmd: KeyCommand, slot: number, started: number, command: string): void {
     const host = this.host;
@@ -477,6 +491,15 @@ export class Connection {
     this.process();
     if (!this.paused) this.socket.resume();
   }
+}
+
+interface PendingMultiGet {
+  keys: Uint8Array[];
+  /** The next key to answer. */
+  next: number;
+  op: KeyCommand['op'];
+  exptime: number;
+  started: number;
 }
 
 const END = Buffer.from('END\r\n');
