@@ -568,17 +568,20 @@ async function main(): Promise<number> {
   return 0;
 }
 
-const invokedDirectly = process.argv[1] !== undefined && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href;
-if (invokedDirectly) {
+/** Run a script's main when its file is the one node was started with; main's answer is the exit code. */
+export function runMain(moduleUrl: string, main: () => Promise<number>): void {
+  if (process.argv[1] === undefined || moduleUrl !== pathToFileURL(path.resolve(process.argv[1])).href) return;
   main().then(
     async (code) => {
       await killAll();
       process.exitCode = code;
     },
     async (e: unknown) => {
-      log(e instanceof Error ? e.stack ?? e.message : String(e));
+      log(e instanceof Error ? (e.stack ?? e.message) : String(e));
       await killAll();
       process.exitCode = 1;
     },
   );
 }
+
+runMain(import.meta.url, main);

@@ -14,6 +14,7 @@ import {
   num,
   scriptOptions,
   positiveNumber,
+  runMain,
   runMcload,
   sleep,
   startMemcached,
@@ -175,14 +176,4 @@ async function main(): Promise<number> {
   return ms.ok ? 0 : 1;
 }
 
-main().then(
-  async (code) => {
-    await killAll();
-    process.exitCode = code;
-  },
-  async (e: unknown) => {
-    log(e instanceof Error ? e.stack ?? e.message : String(e));
-    await killAll();
-    process.exitCode = 1;
-  },
-);
+runMain(import.meta.url, main);

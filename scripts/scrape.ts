@@ -26,6 +26,7 @@ import {
   textRequest,
   type McloadResult,
   type Server,
+  runMain,
 } from './bench.js';
 
 const THREADS = 4;
@@ -260,13 +261,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-main().then(
-  (code) => {
-    process.exitCode = code;
-  },
-  async (e: unknown) => {
-    log(e instanceof Error ? e.stack ?? e.message : String(e));
-    await killAll();
-    process.exitCode = 1;
-  },
-);
+runMain(import.meta.url, main);
