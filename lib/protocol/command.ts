@@ -7,6 +7,15 @@ import type { MetaRequest } from './meta.js';
 /** memcached's longest key, in every protocol. */
 export const KEY_MAX_LENGTH = 250;
 
+/**
+ * The size memcached gives an item (its 48-byte header, 8-byte CAS, key + NUL, value + CRLF, and
+ * 4 bytes of client flags unless they are 0: item_make_header), so that -I refuses exactly the
+ * values memcached refuses although memshard's items are smaller.
+ */
+export function memcachedItemSize(nkey: number, vlen: number, flags: number): number {
+  return 48 + 8 + nkey + 1 + vlen + 2 + (flags !== 0 ? 4 : 0);
+}
+
 /** Operations executed on a shard's store. */
 export const Op = {
   Get: 1,

@@ -2,7 +2,7 @@
  * memcached's classic text protocol: a pure request parser (bytes -> command) that follows
  * memcached 1.6's proto_text.c tokenizer and error replies byte for byte.
  */
-import { KEY_MAX_LENGTH, Op, type KeyCommand, type LocalCommand, type ShardOp } from './command.js';
+import { KEY_MAX_LENGTH, memcachedItemSize, Op, type KeyCommand, type LocalCommand, type ShardOp } from './command.js';
 import { parseMetaLine, type MetaCommand } from './meta.js';
 
 /** memcached closes a connection whose line has no newline after this many bytes (multi-gets excepted). */
@@ -299,7 +299,7 @@ export class TextParser {
     const c = isCas ? parseU64(buf, this.ts[5]!, this.te[5]!) : 0n;
     if (key === null || flags === null || exptime === null || c === null) return this.fail(reply, vlen + 2);
     const cas = Number(c);
-    const kind = this.withValue(buf, end, op, key, vlen, noreply, op === Op.Set);
+    const kind = this.withValue(buf, end, op, key, vlen, noreply, op === Op.Set, flags);
     if (kind === Parsed.Key && this.keyCommand!.op === op) {
       const cmd = this.keyCommand!;
       cmd.flags = flags;
@@ -312,10 +312,11 @@ export class TextParser {
   /**
    * The data block of a storage command: the command with its value (Key), Incomplete, the bad
    * chunk error, or a too large value refused without being buffered (a SetTooLarge command that
-   * removes the old item when `dropsOld`; the value is swallowed).
+   * removes the old item when `dropsOld`; the value is swallowed). Like memcached, which sizes the
+   * item before it reads the block, too large comes before a bad chunk.
    */
-  private withValue(buf: Buffer, end: number, op: ShardOp, key: Uint8Array, vlen: number, noreply: boolean, dropsOld: boolean): ParsedKind {
-    if (vlen > this.maxValue) {
+  private withValue(buf: Buffer, end: number, op: ShardOp, key: Uint8Array, vlen: number, noreply: boolean, dropsOld: boolean, flags: number): ParsedKind {
+    if (memcachedItemSize(key.length, vlen, flags) > this.maxValue) {
       this.keyCmd(Op.SetTooLarge, key, noreply).flags = dropsOld ? 1 : 0;
       this.swallow = vlen + 2;
       return Parsed.Key;
@@ -342,7 +343,7 @@ export class TextParser {
       return Parsed.Key;
     }
     // like memcached's ms, a too large value drops the old item whatever the mode
-    const kind = this.withValue(buf, end, op, line.key, line.valueLength, false, true);
+    const kind = this.withValue(buf, end, op, line.key, line.valueLength, false, true, line.request.clientFlags);
     if (kind === Parsed.Key && this.keyCommand!.op === op) this.keyCommand!.meta = line.request;
     return kind;
   }

@@ -10,6 +10,7 @@
  * the whole chain, and a page steal that meets a continuation chunk evicts the item via its head.
  */
 import { fnv1a32 } from '../hash.js';
+import { memcachedItemSize } from '../protocol/command.js';
 import { parseU64 } from '../protocol/text.js';
 import {
   B_CLSID, B_IFLAGS, B_KEY, B_META, B_NKEY, C, CHUNK_HEADER_BYTES, CLASS_F64_SLOTS, CLASS_TABLE_ENTRIES,
@@ -75,6 +76,8 @@ const EXPTIME_MAX = 0x7fffffff;
 /** The append/prepend/incr scratch buffer is kept between calls up to this size. */
 const SCRATCH_KEEP = 1024 * 1024;
 const U64_MASK = (1n << 64n) - 1n;
+/** memcached's slab_chunk_max (half its 1 MB slab page): larger items are chunked, and incr refuses them. */
+const MEMCACHED_CHUNK_MAX = 512 * 1024;
 
 export class Store {
   static byteLength(cfg: StoreConfig): number {
@@ -230,7 +233,7 @@ export class Store {
     let src = value;
     // memcached allocates the new item before looking at the mode, so TooLarge wins over NotStored,
     // and (like memcached) an item that cannot be allocated is not counted in cmd_set.
-    if (memcachedItemSize(nkey, vlen) > this.itemSizeMax) {
+    if (memcachedItemSize(nkey, vlen, flags) > this.itemSizeMax) {
       f[this.cnt + C.store_too_large]!++;
       if (mode === Mode.Set && old !== 0) this.remove(old);
       return Status.TooLarge;
@@ -259,9 +262,9 @@ export class Store {
         if (cas !== 0 && cas !== f[old + F_CAS]) return Status.Exists;
         const w = old * 2;
         const ovlen = this.u32[w + I_VLEN]!;
-        // The combined item not fitting is an allocation failure in memcached: NOT_STORED.
-        if (memcachedItemSize(nkey, vlen + ovlen) > this.itemSizeMax) return Status.NotStored;
         flags = this.u32[w + I_CFLAGS]!;
+        // The combined item (with the old item's flags) not fitting is an allocation failure in memcached: NOT_STORED.
+        if (memcachedItemSize(nkey, vlen + ovlen, flags) > this.itemSizeMax) return Status.NotStored;
         exp = this.i32[w + I_EXPTIME]!;
         // Build the new value first: allocation may evict or move the old item.
         const scratch = this.scratchFor(vlen + ovlen);
@@ -368,8 +371,9 @@ export class Store {
     }
     const w = old * 2;
     const ovlen = this.u32[w + I_VLEN]!;
-    // memcached refuses an empty value before it compares the CAS
-    if (ovlen === 0) return Status.NonNumeric;
+    // memcached refuses an empty value, and one it stores in chunks (too large to be a number),
+    // before it compares the CAS
+    if (ovlen === 0 || memcachedItemSize(nkey, ovlen, this.u32[w + I_CFLAGS]!) > MEMCACHED_CHUNK_MAX) return Status.NonNumeric;
     if (cas !== 0 && f[old + F_CAS] !== cas) return Status.Exists;
     const vstart = old * 8 + B_KEY + nkey;
     const chained = this.u32[w + I_CHAIN] !== 0;
@@ -618,7 +622,7 @@ export class Store {
 
   /** The item's size as memcached counts it (`me`'s size). */
   sizeOf(ref: number): number {
-    return memcachedItemSize(this.u8[ref * 8 + B_NKEY]!, this.u32[ref * 2 + I_VLEN]!);
+    return memcachedItemSize(this.u8[ref * 8 + B_NKEY]!, this.u32[ref * 2 + I_VLEN]!, this.u32[ref * 2 + I_CFLAGS]!);
   }
 
   // ---- time, CAS, lookup ------------------------------------------------------------------
@@ -1227,10 +1231,3 @@ export class Store {
   }
 }
 
-/**
- * The size memcached gives an item (its 48-byte header, 8-byte CAS, key + NUL, value + CRLF), so
- * that -I refuses exactly the values memcached refuses although memshard's items are smaller.
- */
-function memcachedItemSize(nkey: number, vlen: number): number {
-  return 48 + 8 + nkey + 1 + vlen + 2;
-}
