@@ -26,6 +26,13 @@ function parseArgs(argv: string[]): Config {
     .option('slab-min-size', { alias: 'n', type: 'number', default: 48, describe: 'min space for key+value+flags in a chunk' })
     .option('verbose', { alias: 'v', type: 'count', describe: 'verbose (print errors/warnings); -vv also prints client commands' })
     .option('enable-shutdown', { alias: 'A', type: 'boolean', default: false, describe: 'enable the ascii "shutdown" command' })
+    .option('max-reqs-per-event', {
+      alias: 'R',
+      type: 'number',
+      default: 20,
+      describe: 'maximum number of requests per event, limits the requests processed per connection to prevent starvation',
+    })
+    .option('listen-backlog', { alias: 'b', type: 'number', default: 1024, describe: 'set the backlog queue limit' })
     .option('udp-port', { alias: 'U', type: 'number', default: 0, describe: 'UDP port (0 = off, the only value supported)' })
     .option('enable-sasl', { alias: 'S', type: 'boolean', default: false, describe: 'require SASL PLAIN authentication (binary protocol only)' })
     .option('sasl-pwdb', { type: 'string', describe: 'SASL password file, lines user:password (default: $MEMCACHED_SASL_PWDB)' })
@@ -64,6 +71,8 @@ function parseArgs(argv: string[]): Config {
     authFile: args['auth-file'],
     metricsPort: args['metrics-port'],
     metricsListen: args['metrics-listen'],
+    reqsPerEvent: args['max-reqs-per-event'],
+    backlog: args['listen-backlog'],
     extras: parseExtras(args.extended),
   });
 }

@@ -26,6 +26,10 @@ export interface Config {
   /** Prometheus endpoint port (0 = off) and interface (undefined = as `listen`). */
   metricsPort: number;
   metricsListen: string | undefined;
+  /** -R: requests one connection may run before the thread serves its other connections. */
+  reqsPerEvent: number;
+  /** -b: the listen backlog. */
+  backlog: number;
   /** `-o key=value` extras. */
   extras: Record<string, string>;
 }
@@ -35,11 +39,14 @@ export const MB = 1024 * 1024;
 /** Thrown for an invalid flag value; the message is the one line the CLI prints. */
 export class ConfigError extends Error {}
 
+/** `-o` keys memshard honours (validated in validate()). */
+const HONOURED_EXTRAS = new Set(['idle_timeout']);
+
 /** `-o` keys memcached accepts that memshard takes but that change nothing here. */
 export const IGNORED_EXTRAS = new Set([
   'maxconns_fast', 'hashpower', 'hash_algorithm', 'no_lru_crawler', 'lru_crawler', 'lru_crawler_sleep',
   'lru_crawler_tocrawl', 'no_lru_maintainer', 'lru_maintainer', 'hot_lru_pct', 'warm_lru_pct', 'hot_max_factor',
-  'warm_max_factor', 'temporary_ttl', 'idle_timeout', 'read_buf_mem_limit', 'slab_chunk_max', 'slab_reassign',
+  'warm_max_factor', 'temporary_ttl', 'read_buf_mem_limit', 'slab_chunk_max', 'slab_reassign',
   'slab_automove', 'watcher_logbuf_size', 'worker_logbuf_size', 'track_sizes', 'no_hashexpand', 'modern',
   'no_modern', 'drop_privileges', 'no_drop_privileges',
 ]);
@@ -59,7 +66,7 @@ export function parseExtras(specs: string[]): Record<string, string> {
       if (part === '') continue;
       const eq = part.indexOf('=');
       const key = eq < 0 ? part : part.slice(0, eq);
-      if (!IGNORED_EXTRAS.has(key)) throw new ConfigError(`-o: illegal suboption '${key}'`);
+      if (!IGNORED_EXTRAS.has(key) && !HONOURED_EXTRAS.has(key)) throw new ConfigError(`-o: illegal suboption '${key}'`);
       extras[key] = eq < 0 ? '' : part.slice(eq + 1);
     }
   }
@@ -81,6 +88,9 @@ export function validate(c: Config): Config {
   int('-t/--threads', c.threads, 1, 256);
   int('-m/--memory-limit', c.memoryLimitMb, 1, 1024 * 1024);
   int('-n/--slab-min-size', c.minChunk, 1, 1024 * 1024);
+  int('-R/--max-reqs-per-event', c.reqsPerEvent, 1, 1_000_000);
+  int('-b/--listen-backlog', c.backlog, 1, 1_000_000);
+  idleTimeout(c);
   if (c.sasl && c.saslPwdb === undefined) {
     throw new ConfigError('-S/--enable-sasl: needs a password file: --sasl-pwdb FILE or MEMCACHED_SASL_PWDB');
   }
@@ -105,6 +115,14 @@ export function validate(c: Config): Config {
     );
   }
   return c;
+}
+
+/** `-o idle_timeout=<seconds>`: close connections idle that long (memcached's idle_kicks); 0 = never. */
+export function idleTimeout(c: Config): number {
+  const text = c.extras['idle_timeout'];
+  if (text === undefined) return 0;
+  if (!/^\d+$/.test(text)) throw new ConfigError(`-o idle_timeout: must be a number of seconds, got '${text}'`);
+  return Number(text);
 }
 
 /**

@@ -17,6 +17,9 @@ import type { Clock } from './store/store.js';
 /** What the connection needs from the server. */
 export interface ConnectionHost {
   readonly maxValue: number;
+  /** -R: requests a connection runs in one turn before the thread serves the others. */
+  readonly reqsPerEvent: number;
+  countYield(): void;
   shardOf(key: Uint8Array): number;
   /** Run a key command on its shard now; its reply bytes. */
   execute(shard: number, cmd: KeyCommand): Buffer;
@@ -45,6 +48,8 @@ export interface ConnectionHost {
 /** Stop reading from a client that has this much unsent output or this many unanswered requests. */
 const HIGH_WATER_BYTES = 4 * 1024 * 1024;
 const MAX_PENDING_REPLIES = 16 * 1024;
+/** Stop reading from a client whose unparsed requests (beyond the value being read) pass this. */
+const MAX_UNPARSED_BYTES = 1024 * 1024;
 
 /** Marks the reply slot after which the connection closes (quit). */
 const CLOSE_MARK = Buffer.alloc(0);
@@ -70,6 +75,10 @@ export class Connection {
   private paused = false;
   /** A multi-get that waits for the client to read the first part of its reply. */
   private multiGet: PendingMultiGet | null = null;
+  /** Gave way after -R requests: the rest runs on the next turn of the event loop. */
+  private yielded = false;
+  /** Not reading: the unparsed input waits for its turn (see MAX_UNPARSED_BYTES). */
+  private inputHeld = false;
   readonly id: number;
   /** Server time of the last request (seconds), for `stats conns`. */
   lastCommandAt: number;
@@ -100,12 +109,16 @@ export class Connection {
     this.pending.push(chunk);
     this.pendingBytes += chunk.length;
     this.lastCommandAt = this.host.clock.now();
+    if (this.yielded && this.pendingBytes > this.need + MAX_UNPARSED_BYTES && !this.inputHeld) {
+      this.inputHeld = true;
+      this.socket.pause();
+    }
     this.process();
   }
 
   /** Run the buffered requests, as far as the client keeps reading what we answer. */
   private process(): void {
-    if (this.paused) return;
+    if (this.paused || this.yielded) return;
     if (this.multiGet !== null) this.continueMultiGet();
     // a large value arrives in many chunks: join them once, when all of it is here
     if (!this.paused && this.pendingBytes > 0 && this.pendingBytes >= this.need) {
@@ -120,6 +133,20 @@ export class Connection {
       }
     }
     this.flushReplies();
+    if (this.inputHeld && !this.yielded && !this.paused) {
+      this.inputHeld = false;
+      this.socket.resume();
+    }
+  }
+
+  /** Give the thread's other connections a turn; this one goes on after them. */
+  private yieldTurn(): void {
+    this.yielded = true;
+    this.host.countYield();
+    setImmediate(() => {
+      this.yielded = false;
+      this.process();
+    });
   }
 
   /** Parse and dispatch every complete request in buf; returns the offset of the unparsed rest. */
@@ -138,10 +165,15 @@ export class Connection {
     }
     const end = buf.length;
     let pos = 0;
-    while (pos < end && !this.closing) {
+    for (let handled = 0; pos < end && !this.closing; handled++) {
       // like memcached, stop taking requests from a client that does not read its replies
       if (this.outputFull()) {
         this.pause();
+        return pos;
+      }
+      // and give others a turn after -R requests
+      if (handled === this.host.reqsPerEvent) {
+        this.yieldTurn();
         return pos;
       }
       if (this.swallow > 0) {

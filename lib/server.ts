@@ -96,7 +96,7 @@ export class Server {
 
   async start(): Promise<{ port: number }> {
     const config = this.config;
-    this.listenSocket = await openListenSocket(config.port, config.listen, 1024);
+    this.listenSocket = await openListenSocket(config.port, config.listen, config.backlog);
     const listens = await this.listenSocket.forThreads(config.threads);
     await Promise.all(listens.map((listen, t) => this.startThread(t, listen)));
     if (config.metricsPort !== 0) {

@@ -4,7 +4,7 @@
  */
 import { chunkMaxFor } from './store/slabs.js';
 import { readShardStats, type ShardStats } from './store/stats.js';
-import type { Config } from './config.js';
+import { idleTimeout, type Config } from './config.js';
 import type { ShardMemory } from './shards/shard-access.js';
 import type { Clock } from './store/store.js';
 import { Cell, Field, type ThreadStats } from './threads/thread-stats.js';
@@ -142,7 +142,7 @@ export class StatsReporter {
     rows.push(
       ['auth_cmds', c(Field.authCommands)],
       ['auth_errors', c(Field.authErrors)],
-      ['idle_kicks', 0],
+      ['idle_kicks', c(Field.idleKicks)],
       ['bytes_read', c(Field.bytesRead)],
       ['bytes_written', c(Field.bytesWritten)],
       ['limit_maxbytes', config.memoryLimitMb * 1024 * 1024],
@@ -150,7 +150,7 @@ export class StatsReporter {
       ['listen_disabled_num', 0],
       ['time_in_listen_disabled_us', 0],
       ['threads', config.threads],
-      ['conn_yields', 0],
+      ['conn_yields', c(Field.connYields)],
       ['hash_power_level', Math.max(...shards.map((s) => s.hashPowerLevel))],
       ['hash_bytes', shards.reduce((sum, s) => sum + s.hashBytes, 0)],
       ['hash_is_expanding', 0],
@@ -191,9 +191,9 @@ export class StatsReporter {
       ['num_threads_per_udp', cfg.threads],
       ['stat_key_prefix', ':'],
       ['detail_enabled', 'no'],
-      ['reqs_per_event', 20],
+      ['reqs_per_event', cfg.reqsPerEvent],
       ['cas_enabled', 'yes'],
-      ['tcp_backlog', 1024],
+      ['tcp_backlog', cfg.backlog],
       ['binding_protocol', cfg.sasl ? 'binary' : cfg.authFile !== undefined ? 'ascii' : 'auto-negotiate'],
       ['auth_enabled_sasl', cfg.sasl ? 'yes' : 'no'],
       ['auth_enabled_ascii', cfg.authFile ?? 'no'],
@@ -211,7 +211,7 @@ export class StatsReporter {
       ['flush_enabled', 'yes'],
       ['dump_enabled', 'no'],
       ['hash_algorithm', 'fnv1a'],
-      ['idle_timeout', 0],
+      ['idle_timeout', idleTimeout(cfg)],
       ['track_sizes', 'no'],
       ['memshard_shards', cfg.threads],
     ];

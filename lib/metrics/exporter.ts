@@ -130,6 +130,7 @@ export class Exporter {
     gauge('memcached_max_connections', 'Maximum number of clients allowed.', () => this.snap.settings.get('maxconns') ?? 0);
     counter('memcached_connections_total', 'Total number of connections opened since the server started running.', () => stat('total_connections'));
     counter('memcached_connections_rejected_total', 'Total number of connections rejected due to hitting the max connection limit.', () => stat('rejected_connections'));
+    counter('memcached_connections_yielded_total', "Total number of connections yielded running due to hitting the memcached's -R limit.", () => stat('conn_yields'));
     counter('memcached_slabs_moved_total', 'Total number of slab pages moved.', () => stat('slabs_moved'));
 
     // memcached_exporter's derivation of commands_total from the stats counters

@@ -8,7 +8,7 @@ import net from 'node:net';
 import type { MessagePort } from 'node:worker_threads';
 import { Credentials } from '../auth.js';
 import { serverClock, useClockCell } from '../clock.js';
-import type { Config } from '../config.js';
+import { idleTimeout, type Config } from '../config.js';
 import { Connection, type ConnectionHost } from '../connection.js';
 import { GarbageBound } from '../gc.js';
 import type { KeyCommand, LocalCommand } from '../protocol/command.js';
@@ -26,10 +26,13 @@ import { Cell, COMMAND_INDEX, Field, PROTOCOLS, ThreadStats, type Protocol } fro
 const CRAWL_PER_TICK = 2000;
 const CRAWL_INTERVAL_MS = 100;
 const TOO_MANY_CONNECTIONS = 'ERROR Too many open connections\r\n';
+/** How often idle connections are looked for (-o idle_timeout has a one-second grain). */
+const IDLE_CHECK_MS = 1000;
 const PROTOCOL_INDEX: Record<Protocol, number> = { text: PROTOCOLS.indexOf('text'), binary: PROTOCOLS.indexOf('binary') };
 
 export class ServingThread implements ConnectionHost {
   readonly maxValue: number;
+  readonly reqsPerEvent: number;
   readonly clock: Clock;
   readonly sasl: Credentials | null;
   readonly asciiAuth: Credentials | null;
@@ -52,6 +55,7 @@ export class ServingThread implements ConnectionHost {
     this.config = init.config;
     this.thread = init.thread;
     this.maxValue = init.config.maxItemSize;
+    this.reqsPerEvent = init.config.reqsPerEvent;
     useClockCell(init.clock);
     this.clock = serverClock(init.processStarted);
     this.sasl = init.sasl === null ? null : Credentials.of(init.sasl);
@@ -68,11 +72,13 @@ export class ServingThread implements ConnectionHost {
   async start(): Promise<void> {
     await new Promise<void>((resolve, reject) => {
       this.listener.once('error', reject);
-      this.listener.listen({ ...this.init.listen, backlog: 1024 }, () => {
+      this.listener.listen({ ...this.init.listen, backlog: this.config.backlog }, () => {
         this.listener.off('error', reject);
         resolve();
       });
     });
+    const idle = idleTimeout(this.config);
+    if (idle > 0) setInterval(() => this.kickIdle(idle), IDLE_CHECK_MS);
     // a shard's crawler runs in the thread with its number; any thread could, under the lock
     if (this.thread < this.access.count) {
       setInterval(() => this.access.with(this.thread, (store) => store.crawl(CRAWL_PER_TICK)), CRAWL_INTERVAL_MS);
@@ -104,6 +110,17 @@ export class ServingThread implements ConnectionHost {
       this.connections.delete(conn);
       this.log(2, `<${conn.id} connection closed.`);
     });
+  }
+
+  /** memcached's idle_timeout: close connections that sent nothing for `seconds`. */
+  private kickIdle(seconds: number): void {
+    const now = this.clock.now();
+    for (const conn of this.connections) {
+      if (now - conn.lastCommandAt <= seconds) continue;
+      this.stats.add(this.thread, Field.idleKicks, 1);
+      this.log(2, `<${conn.id} idle timeout, closing`);
+      conn.socket.destroy();
+    }
   }
 
   shardOf(key: Uint8Array): number {
@@ -228,6 +245,10 @@ export class ServingThread implements ConnectionHost {
   observeLatency(protocol: Protocol, command: string, seconds: number): void {
     const index = COMMAND_INDEX.get(command);
     if (index !== undefined) this.stats.observe(this.thread, PROTOCOL_INDEX[protocol], index, seconds);
+  }
+
+  countYield(): void {
+    this.stats.add(this.thread, Field.connYields, 1);
   }
 
   countCommand(): void {

@@ -21,6 +21,10 @@ export const Field = {
   authErrors: 7,
   /** Requests parsed (every protocol), for the per-thread load series. */
   commands: 8,
+  /** A connection gave way after -R requests (memcached's conn_yields). */
+  connYields: 9,
+  /** Connections closed by -o idle_timeout (memcached's idle_kicks). */
+  idleKicks: 10,
 } as const;
 const FIELDS = Object.keys(Field).length;
 
