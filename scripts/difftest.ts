@@ -102,6 +102,8 @@ export async function runDifftest(opts: DifftestOptions): Promise<DifftestResult
   let history: string[] = [];
   const restart = async () => {
     history = [];
+    // the CAS values seen so far name flushed items, and may have come apart at a difference
+    for (const side of sides) side.cas = new CasNames();
     await Promise.all(sides.map((s) => s.peer.connect()));
     const flush = binary ? Buffer.from('800800000000000000000000000000000000000000000000', 'hex') : Buffer.from('flush_all\r\n', 'latin1');
     const n = ++seq;
@@ -133,9 +135,15 @@ export async function runDifftest(opts: DifftestOptions): Promise<DifftestResult
       const [ours, theirs] = norm as [Normalised, Normalised];
       let resync = answers.some((a) => a.closed || a.timedOut);
       if (!sameReply(ours, theirs)) {
-        const known = explanation({ request, harmlessBlock: c.harmlessBlock === true, memshard: ours.text, memcached: theirs.text });
+        const raw = answers.map((a) => a.reply.toString('latin1'));
+        const known = explanation({
+          request, harmlessBlock: c.harmlessBlock === true, memshard: ours.text, memcached: theirs.text,
+          memshardRaw: raw[0]!, memcachedRaw: raw[1]!,
+        });
         if (known !== null) {
           bump(result.known, known);
+          // a CAS value in one reply only would rename the later ones: start over
+          if (casCount(ours) !== casCount(theirs)) resync = true;
         } else {
           result.differences.push({ index: i, request: describe(requests[1]!), memshard: show(ours), memcached: show(theirs), history });
           resync = true;
@@ -151,6 +159,8 @@ export async function runDifftest(opts: DifftestOptions): Promise<DifftestResult
   result.elapsedMs = Date.now() - started;
   return result;
 }
+
+const casCount = (n: Normalised) => n.text.split('#').length;
 
 function show(n: Normalised, max = 600): string {
   const clipped = n.text.length > max ? `${JSON.stringify(n.text.slice(0, max))}... (${n.text.length} chars)` : JSON.stringify(n.text);

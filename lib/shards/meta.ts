@@ -297,7 +297,7 @@ export class MetaExecutor {
     const name = (store.metaFlags(ref) & MF_KEY_BINARY) !== 0 ? stored.toString('base64') : stored.toString('latin1');
     this.out.ascii(
       `ME ${name} exp=${store.ttlOf(ref)} la=${store.idleSeconds(ref)} cas=${store.casOf(ref)} ` +
-        `fetch=${store.fetched(ref) ? 'yes' : 'no'} cls=${store.classOf(ref)} size=${store.sizeOf(ref)}${CRLF}`,
+        `fetch=${store.fetched(ref) ? 'yes' : 'no'} cls=${store.memcachedClassOf(ref)} size=${store.sizeOf(ref)}${CRLF}`,
     );
   }
 }

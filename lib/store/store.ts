@@ -11,6 +11,7 @@
  */
 import { fnv1a32 } from '../hash.js';
 import { memcachedItemSize } from '../protocol/command.js';
+import { PAGE_SIZE_MAX, slabLadder } from './slabs.js';
 import { parseU64 } from '../protocol/text.js';
 import {
   B_CLSID, B_IFLAGS, B_KEY, B_META, B_NKEY, C, CHUNK_HEADER_BYTES, CLASS_F64_SLOTS, CLASS_TABLE_ENTRIES,
@@ -95,6 +96,8 @@ export class Store {
   private readonly f64: Float64Array;
   private readonly clock: Clock;
   private readonly itemSizeMax: number;
+  /** memcached's own slab classes (its 1 MB pages), for the class `me` reports. */
+  private readonly memcachedLadder: number[];
   private readonly pages: number;
   private readonly pageRef0: number; // ref of page 0's first byte
   private readonly pageRefs: number; // page size in refs (8-byte units)
@@ -147,6 +150,7 @@ export class Store {
     this.f64 = new Float64Array(sab, 0, len / 8);
     this.clock = clock;
     this.itemSizeMax = cfg.itemSizeMax;
+    this.memcachedLadder = slabLadder(ITEM_HEADER_BYTES, cfg.minChunk, cfg.growthFactor, PAGE_SIZE_MAX);
     this.pages = L.pages;
     this.pageRef0 = L.pageAreaByte / 8;
     this.pageRefs = L.pageSize / 8;
@@ -616,8 +620,11 @@ export class Store {
     this.f64[ref + F_CAS] = cas !== 0 ? cas : this.nextCas();
   }
 
-  classOf(ref: number): number {
-    return this.u8[ref * 8 + B_CLSID]!;
+  /** The slab class memcached would keep the item in (`me`'s cls): memshard's own items are smaller. */
+  memcachedClassOf(ref: number): number {
+    const size = this.sizeOf(ref);
+    const i = this.memcachedLadder.findIndex((chunk) => chunk >= size);
+    return i < 0 ? this.memcachedLadder.length : i + 1;
   }
 
   /** The item's size as memcached counts it (`me`'s size). */

@@ -14,8 +14,12 @@ export type DifferenceKind = 'version' | 'memcached-bug' | 'memshard-limit';
 export interface Observed {
   request: string;
   harmlessBlock: boolean;
+  /** The replies normalised (CAS values renamed, clock readings taken out). */
   memshard: string;
   memcached: string;
+  /** The replies as received. */
+  memshardRaw: string;
+  memcachedRaw: string;
 }
 
 export interface KnownDifference {
@@ -54,6 +58,9 @@ function accepted1618(flag: string, arg: string): boolean {
 }
 
 const NUMERIC_FLAGS = 'TNRFCDJ';
+
+const isClientError = (reply: string) => /^CLIENT_ERROR [^\r]*\r\n$/.test(reply);
+const command = (request: string) => request.slice(0, 3);
 
 export const KNOWN_DIFFERENCES: KnownDifference[] = [
   {
@@ -94,10 +101,117 @@ export const KNOWN_DIFFERENCES: KnownDifference[] = [
   {
     id: 'meta-E-and-x-flags',
     kind: 'version',
-    summary: "E (set the CAS) and md's x (drop the value) came after 1.6.18, which answers CLIENT_ERROR invalid flag",
+    summary: 'the E (set the CAS) and x (md: drop the value) flags came after 1.6.18, which answers CLIENT_ERROR invalid flag',
+    skip: (request) => metaFlags(request)?.some((t) => t[0] === 'E' || t[0] === 'x') ?? false,
+  },
+  {
+    id: 'mg-C-leaves-value-out',
+    kind: 'version',
+    summary: 'mg with C and v leaves the value out (HD) when the CAS matches, in 1.6.45; 1.6.18 ignores C in mg',
+    explains: (o) => {
+      if (command(o.request) !== 'mg ' || !(metaFlags(o.request)?.some((t) => t[0] === 'C') ?? false)) return false;
+      const m = /^VA \d+([^\r]*)\r\n[^]*\r\n$/.exec(o.memcached);
+      return m !== null && o.memshard === `HD${m[1]}\r\n`;
+    },
+  },
+  {
+    id: 'ma-long-key-text',
+    kind: 'version',
+    summary: 'ma with a key over 250 bytes: 1.6.45 answers CLIENT_ERROR invalid or duplicate flag, 1.6.18 bad command line format',
+    explains: (o) =>
+      command(o.request) === 'ma ' &&
+      o.memshard === 'CLIENT_ERROR invalid or duplicate flag\r\n' &&
+      o.memcached === 'CLIENT_ERROR bad command line format\r\n',
+  },
+  {
+    id: 'me-exp-sign',
+    kind: 'version',
+    summary: "me's exp= is the time left in 1.6.45; 1.6.18 prints its negative",
+    explains: (o) => {
+      if (!o.request.startsWith('me ') || o.memshard !== o.memcached) return false;
+      const exp = (raw: string) => Number(/ exp=(-?\d+)/.exec(raw)?.[1]);
+      return Math.abs(exp(o.memshardRaw) + exp(o.memcachedRaw)) <= 2;
+    },
+  },
+  {
+    id: 'meta-token-start',
+    kind: 'version',
+    summary:
+      "1.6.45's tokenizer refuses a meta flag token that does not start with a letter or digit " +
+      '(CLIENT_ERROR bad command line format); 1.6.18 reads it as an unknown flag (CLIENT_ERROR invalid flag)',
+    explains: (o) =>
+      (metaFlags(o.request)?.some((t) => !/^[A-z0-9]/.test(t)) ?? false) &&
+      o.memshard === 'CLIENT_ERROR bad command line format\r\n' &&
+      isClientError(o.memcached),
+  },
+  {
+    id: 'md-error-texts',
+    kind: 'version',
+    summary: "md answers each flag error with its own text in 1.6.45; 1.6.18 says CLIENT_ERROR invalid or duplicate flag to all",
+    explains: (o) =>
+      command(o.request) === 'md ' && isClientError(o.memshard) && o.memcached === 'CLIENT_ERROR invalid or duplicate flag\r\n',
+  },
+  {
+    id: 'meta-M-token-length',
+    kind: 'version',
+    summary:
+      '1.6.45 takes the byte after M whatever the token length (a bare M is an invalid mode); ' +
+      '1.6.18 refuses an M token that is not 2 bytes (CLIENT_ERROR incorrect length for M token)',
+    explains: (o) =>
+      (metaFlags(o.request)?.includes('M') ?? false) &&
+      isClientError(o.memshard) &&
+      /^CLIENT_ERROR (incorrect length for M token|invalid or duplicate flag)\r\n$/.test(o.memcached),
+  },
+  {
+    id: 'ms-s-flag',
+    kind: 'version',
+    summary: "ms returns the item's size for s in 1.6.45; 1.6.18 ignores s",
+    explains: (o) => command(o.request) === 'ms ' && o.memshard.replace(/ s\d+(?=[ \r])/, '') === o.memcached,
+  },
+  {
+    id: 'ma-quiet-create',
+    kind: 'version',
+    summary: 'a quiet ma that creates its counter (N) answers nothing in 1.6.45; 1.6.18 answers HD',
+    explains: (o) => {
+      const flags = metaFlags(o.request);
+      return command(o.request) === 'ma ' && flags !== null && flags.includes('q') && flags.some((t) => t[0] === 'N') &&
+        o.memshard === '' && /^(HD|VA)[^\r]*\r\n/.test(o.memcached);
+    },
+  },
+  {
+    id: 'meta-long-opaque',
+    kind: 'memcached-bug',
+    summary:
+      'an opaque over 32 bytes is refused before the command runs; memcached notices it while writing the reply, ' +
+      'after an mg or ma has changed the item (1.6.18 even answers other errors first)',
+    skip: (request) => metaFlags(request)?.some((t) => t[0] === 'O' && t.length > 32) ?? false,
+  },
+  {
+    id: 'ma-T-on-longer-number',
+    kind: 'memcached-bug',
+    summary:
+      'ma with T applies the TTL to the counter as stored; memcached applies it to the old copy whenever the number ' +
+      'gets longer (or a pipelined read still holds the item), so it is lost',
+    skip: (request) => command(request) === 'ma ' && (metaFlags(request)?.some((t) => t[0] === 'T') ?? false),
+  },
+  {
+    id: 'cas-order-across-keys',
+    kind: 'memshard-limit',
+    summary:
+      "ms with I (and C) stores a stale item when C is older than the item's CAS: memshard's CAS values grow per " +
+      "shard, so the order of two different keys' CAS values is not memcached's",
     skip: (request) => {
       const flags = metaFlags(request);
-      return flags !== null && flags.some((t) => t[0] === 'E' || (request.startsWith('md') && t[0] === 'x'));
+      return command(request) === 'ms ' && flags !== null && flags.includes('I') && flags.some((t) => t[0] === 'C');
+    },
+  },
+  {
+    id: 'ms-append-vivify',
+    kind: 'version',
+    summary: 'ms in append or prepend mode with N creates a missing item in 1.6.45; 1.6.18 answers NS',
+    skip: (request) => {
+      const flags = metaFlags(request);
+      return command(request) === 'ms ' && flags !== null && flags.some((t) => t === 'MA' || t === 'MP') && flags.some((t) => t[0] === 'N');
     },
   },
 ];

@@ -62,6 +62,9 @@ export function normaliseText(reply: Buffer, cas: CasNames): Normalised {
       if (m === null) continue;
       if (m[1] === 'cas') {
         tokens[i] = `cas=${cas.name(BigInt(m[2]!))}`;
+      } else if (m[1] === 't' && Number(m[2]) >= 2 ** 31) {
+        // a TTL already past, wrapped as unsigned: it counts from the server's start
+        tokens[i] = 't<past>';
       } else if (m[2] !== '-1') {
         clock.push(Number(m[2]));
         tokens[i] = tokens[0] === 'ME' ? `${m[1]}=~` : `${m[1]}~`;

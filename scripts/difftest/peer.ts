@@ -33,11 +33,14 @@ export class Peer {
         resolve();
       });
       s.once('error', reject);
+      // events of an earlier socket (closing after a restart) must not touch this one's state
       s.on('data', (d: Buffer) => {
+        if (this.socket !== s) return;
         this.buf = this.buf.length === 0 ? d : Buffer.concat([this.buf, d]);
         this.wake?.();
       });
       s.on('close', () => {
+        if (this.socket !== s) return;
         this.closed = true;
         this.wake?.();
       });
