@@ -89,6 +89,62 @@ t.test('a thread that dies holding a shard lock: only that shard is emptied', as
   await c.close();
 });
 
+t.test('a thread killed mid-traffic: only its own connections notice, no value changes', async (t) => {
+  const d = await startWithFaults();
+  t.teardown(() => d.stop());
+  const admin = await clientOn(d.port, 0, 4);
+  const keys = Array.from({ length: 400 }, (_, i) => `v${i}`);
+  const valueOf = (k: string) => `${k}-value`;
+  admin.send(keys.map((k) => `set ${k} 0 0 ${valueOf(k).length}\r\n${valueOf(k)}\r\n`).join(''));
+  await admin.readUntil((b) => b.toString().split('STORED\r\n').length - 1 === keys.length);
+
+  const VICTIM = 2;
+  const load = await Promise.all(Array.from({ length: 14 }, () => rawClient(d.port)));
+  // whatever the kernel's spread: load on the victim and on another serving thread
+  load.push(await clientOn(d.port, VICTIM, 4), await clientOn(d.port, 1, 4));
+  admin.send('stats conns\r\n');
+  const rows = await admin.readUntil('END\r\n');
+  const threadOf = new Map([...rows.matchAll(/STAT (\d+):addr tcp:127\.0\.0\.1:(\d+)/g)].map((m) => [Number(m[2]), Number(m[1]) % 4]));
+  let stop = false;
+  const outcomes = await Promise.all([
+    ...load.map(async (c, n) => {
+      const outcome = { thread: threadOf.get(c.socket.localPort!), requests: 0, wrong: 0, closed: false };
+      for (let i = 0; !stop; i++) {
+        const k = keys[(n * 31 + i * 7) % keys.length]!;
+        try {
+          c.send(`get ${k}\r\n`);
+          const reply = await c.readUntil('END\r\n', 5000);
+          if (reply !== `VALUE ${k} 0 ${valueOf(k).length}\r\n${valueOf(k)}\r\nEND\r\n`) outcome.wrong++;
+          outcome.requests++;
+        } catch {
+          outcome.closed = true;
+          break;
+        }
+      }
+      return outcome;
+    }),
+    (async () => {
+      await new Promise((r) => setTimeout(r, 300));
+      admin.send(`debug crash_thread ${VICTIM}\r\n`);
+      t.equal(await admin.readUntil('\r\n'), 'OK\r\n');
+      await restartsOf(admin, 1);
+      await new Promise((r) => setTimeout(r, 300));
+      stop = true;
+      return null;
+    })(),
+  ]);
+  const clients = outcomes.filter((o) => o !== null);
+  t.ok(clients.some((o) => o.thread === VICTIM) && clients.some((o) => o.thread !== VICTIM), 'load on the victim and on other threads');
+  for (const o of clients) {
+    t.equal(o.wrong, 0, `thread ${o.thread}: no wrong value in ${o.requests} gets`);
+    t.equal(o.closed, o.thread === VICTIM, `thread ${o.thread}: ${o.thread === VICTIM ? 'closed with its thread' : 'never interrupted'}`);
+  }
+  admin.send(`get ${keys.join(' ')}\r\n`);
+  const all = await admin.readUntil('END\r\n', 5000);
+  t.equal(all.split('\r\n').filter((l) => l.startsWith('VALUE ')).length, keys.length, 'every value is still there');
+  await Promise.all([admin, ...load].map((c) => c.close()));
+});
+
 t.test('without the environment switch the debug command does not exist', async (t) => {
   const d = await startDaemon(['-t', '2']);
   t.teardown(() => d.stop());
