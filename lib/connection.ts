@@ -344,7 +344,7 @@ export class Connection {
       case BinOp.Gat:
       case BinOp.GatK: {
         const cmd = this.binaryCommand(bp, Op.Gat, { withKey: bp.command === BinOp.GatK, touchOnly: bp.command === BinOp.Touch });
-        cmd.exptime = ext.readInt32BE(0);
+        cmd.exptime = ext.readUInt32BE(0); // unsigned, as memcached reads binary expirations
         return this.dispatch(cmd, slot, started, bp.command === BinOp.Touch ? 'touch' : 'gat');
       }
       case BinOp.Set:
@@ -356,7 +356,7 @@ export class Connection {
         const cmd = this.binaryCommand(bp, op);
         if (ext.length === 8) {
           cmd.flags = ext.readUInt32BE(0);
-          cmd.exptime = ext.readInt32BE(4);
+          cmd.exptime = ext.readUInt32BE(4);
         }
         cmd.value = bp.value;
         return this.dispatch(cmd, slot, started, OP_NAMES[op]!);
@@ -371,7 +371,7 @@ export class Connection {
           create: expiration !== 0xffffffff,
         });
         cmd.delta = ext.readBigUInt64BE(0);
-        cmd.exptime = expiration | 0;
+        cmd.exptime = expiration;
         return this.dispatch(cmd, slot, started, bp.command === BinOp.Increment ? 'incr' : 'decr');
       }
       case BinOp.Noop:
