@@ -31,7 +31,7 @@ export interface DifftestOptions {
   memcachedPort: number;
   /** Stop after this many differences (default 20). */
   maxDifferences?: number;
-  /** Per request (default 5000 ms). */
+  /** Per request (default 2000 ms). */
   timeoutMs?: number;
   /** Called with every request and both replies (for replaying a difference). */
   trace?: (line: string) => void;
@@ -85,7 +85,7 @@ export async function runDifftest(opts: DifftestOptions): Promise<DifftestResult
   const { protocol } = opts;
   const binary = protocol === 'binary';
   const maxDifferences = opts.maxDifferences ?? 20;
-  const timeoutMs = opts.timeoutMs ?? 5000;
+  const timeoutMs = opts.timeoutMs ?? 2000;
   const frame = binary ? frameBinary : frameText;
   const sentinel = binary ? binarySentinel : textSentinel;
   const normalise = binary ? normaliseBinary : normaliseText;
