@@ -332,6 +332,30 @@ t.test('too large', async (t) => {
   t.equal(st2().counters.curr_items, 0);
 });
 
+t.test('too large: non-zero flags take 4 more bytes of -I, as in memcached (item_make_header)', async (t) => {
+  const { store } = make({ itemSizeMax: 2000 });
+  const max = 'x'.repeat(2000 - 48 - 8 - (3 + 1) - 2);
+  t.equal(store.store(Mode.Set, k('big'), 0, 0, k(max), 0), Status.Stored, 'flags 0: exactly -I fits');
+  t.equal(store.store(Mode.Set, k('big'), 1, 0, k(max), 0), Status.TooLarge, 'flags 1: 4 bytes over');
+  t.equal(store.store(Mode.Set, k('big'), 1, 0, k(max.slice(4)), 0), Status.Stored);
+  set(store, 'fff', 'x', 0, 7);
+  t.equal(store.store(Mode.Append, k('fff'), 0, 0, k(max.slice(4)), 0), Status.NotStored, "append sizes with the old item's flags");
+  t.equal(store.store(Mode.Append, k('fff'), 0, 0, k(max.slice(5)), 0), Status.Stored);
+});
+
+t.test('incr / decr refuse a value memcached would store in chunks (over 512 KB)', async (t) => {
+  const { store } = make({ itemSizeMax: MiB, memoryBytes: 8 * MiB });
+  const n = k('n');
+  // memcached's item size: 48 + 8 + key + 1 + value + 2; chunked above 524288
+  const fits = 524288 - 48 - 8 - 2 - 2;
+  set(store, 'n', '5' + ' '.repeat(fits - 1));
+  t.equal(store.incrDecr(n, true, 1n), Status.Ok, 'the largest unchunked value is a number');
+  t.equal(store.lastNumber, 6n);
+  set(store, 'n', '5' + ' '.repeat(fits));
+  t.equal(store.incrDecr(n, true, 1n), Status.NonNumeric, 'one byte more is chunked in memcached: non-numeric');
+  t.equal(val(store, 'n')!.slice(0, 2), '5 ', 'and left as it was');
+});
+
 t.test('LRU: least recently used goes first, an item hit again survives', async (t) => {
   const pageSize = 64 * KiB;
   const { store, stats } = make({ pageSize, memoryBytes: pageSize, itemSizeMax: pageSize });
