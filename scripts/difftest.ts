@@ -141,9 +141,9 @@ export async function runDifftest(opts: DifftestOptions): Promise<DifftestResult
           memshardRaw: raw[0]!, memcachedRaw: raw[1]!,
         });
         if (known !== null) {
-          bump(result.known, known);
-          // a CAS value in one reply only would rename the later ones: start over
-          if (casCount(ours) !== casCount(theirs)) resync = true;
+          bump(result.known, known.id);
+          // the caches no longer agree, or a CAS value in one reply only would rename the later ones: start over
+          if (known.diverges === true || casCount(ours) !== casCount(theirs)) resync = true;
         } else {
           result.differences.push({ index: i, request: describe(requests[1]!), memshard: show(ours), memcached: show(theirs), history });
           resync = true;

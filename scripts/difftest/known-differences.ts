@@ -30,6 +30,8 @@ export interface KnownDifference {
   skip?(request: string): boolean;
   /** Replies that differ only in this way. */
   explains?(o: Observed): boolean;
+  /** An explained difference that leaves the two caches holding different items: the run starts over after it. */
+  diverges?: boolean;
 }
 
 /** The first line's tokens and where a meta command's flags start (null: not mg ms md ma). */
@@ -61,6 +63,51 @@ const NUMERIC_FLAGS = 'TNRFCDJ';
 
 const isClientError = (reply: string) => /^CLIENT_ERROR [^\r]*\r\n$/.test(reply);
 const command = (request: string) => request.slice(0, 3);
+
+/** Opcodes memcached 1.6 knows (the SASL ones included). */
+const KNOWN_OPCODES = new Set([...Array(0x1b).keys(), 0x1c, 0x1d, 0x1e, 0x20, 0x21, 0x22, 0x23, 0x24]);
+
+/** A binary request with an opcode memcached does not know, and a key. */
+function unknownBinaryWithKey(request: string): boolean {
+  if (request.charCodeAt(0) !== 0x80 || request.length < 24) return false;
+  const opcode = request.charCodeAt(1);
+  const keyLength = (request.charCodeAt(2) << 8) | request.charCodeAt(3);
+  return !KNOWN_OPCODES.has(opcode) && keyLength > 0;
+}
+
+const NON_NUMERIC_TEXT = 'CLIENT_ERROR cannot increment or decrement non-numeric value\r\n';
+const U63 = 1n << 63n;
+const U64 = 1n << 64n;
+
+/** The counter before an incr/decr that answered `result`: at least 2^63 (for a decr to 0, unknown: assumed). */
+function wasAtLeast2to63(incr: boolean, delta: bigint, result: bigint): boolean {
+  if (!incr && result === 0n) return true;
+  const old = incr ? (((result - delta) % U64) + U64) % U64 : result + delta;
+  return old >= U63;
+}
+
+/** An incr/decr memshard ran and memcached refused as non-numeric: the counter before it, when the replies tell. */
+function signScanExplains(o: Observed): boolean {
+  const r = o.request;
+  if (r.charCodeAt(0) === 0x80) {
+    // binary: Increment/Decrement (quiet or not) refused with 0x06 by memcached
+    const opcode = r.charCodeAt(1);
+    if (![0x05, 0x06, 0x15, 0x16].includes(opcode) || o.memcachedRaw.length < 24 || o.memcachedRaw.charCodeAt(7) !== 0x06) return false;
+    const ours = Buffer.from(o.memshardRaw, 'latin1');
+    if (ours.length === 0) return opcode >= 0x15; // a quiet success: the value is not in the reply
+    if (ours.length !== 32 || ours.readUInt16BE(6) !== 0) return false;
+    const delta = Buffer.from(r, 'latin1').readBigUInt64BE(24);
+    return wasAtLeast2to63(opcode === 0x05 || opcode === 0x15, delta, ours.readBigUInt64BE(24));
+  }
+  if (o.memcached !== NON_NUMERIC_TEXT) return false;
+  const text = /^(incr|decr) \S+ (\d+)/.exec(r);
+  if (text !== null) {
+    const n = /^(\d+)\r\n$/.exec(o.memshard);
+    return n !== null && wasAtLeast2to63(text[1] === 'incr', BigInt(text[2]!), BigInt(n[1]!));
+  }
+  // ma: the new value is only in a VA reply (with v); HD, or nothing with q, does not tell
+  return command(r) === 'ma ' && (/^(HD|VA)/.test(o.memshard) || (o.memshard === '' && (metaFlags(r)?.includes('q') ?? false)));
+}
 
 export const KNOWN_DIFFERENCES: KnownDifference[] = [
   {
@@ -175,7 +222,7 @@ export const KNOWN_DIFFERENCES: KnownDifference[] = [
     explains: (o) => {
       const flags = metaFlags(o.request);
       return command(o.request) === 'ma ' && flags !== null && flags.includes('q') && flags.some((t) => t[0] === 'N') &&
-        o.memshard === '' && /^(HD|VA)[^\r]*\r\n/.test(o.memcached);
+        o.memshard === '' && /^(HD|VA)[ \r]/.test(o.memcached);
     },
   },
   {
@@ -214,69 +261,24 @@ export const KNOWN_DIFFERENCES: KnownDifference[] = [
       return command(request) === 'ms ' && flags !== null && flags.some((t) => t === 'MA' || t === 'MP') && flags.some((t) => t[0] === 'N');
     },
   },
+  {
+    id: 'binary-unknown-opcode-key',
+    kind: 'memcached-bug',
+    summary:
+      'an unknown binary opcode whose request has a key: memcached answers Unknown command but skips the wrong number ' +
+      'of bytes and reads the rest of the body as the next header; memshard skips the whole body',
+    skip: unknownBinaryWithKey,
+  },
+  {
+    id: 'incr-sign-scan',
+    kind: 'version',
+    summary:
+      "incr/decr of a counter of 2^63 or more: 1.6.18's safe_strtoull looks for a '-' with strchr, past the value into " +
+      'whatever memory follows, and may answer non-numeric; 1.6.45 looks within the number only (memchr)',
+    explains: signScanExplains,
+    diverges: true,
+  },
 ];
-
-/** Binary request: the opcode memcached 1.6 does not know, and its key length. */
-function unknownBinaryWithKey(request: string): boolean {
-  if (request.charCodeAt(0) !== 0x80 || request.length < 24) return false;
-  const opcode = request.charCodeAt(1);
-  const keyLength = (request.charCodeAt(2) << 8) | request.charCodeAt(3);
-  return !KNOWN_OPCODES.has(opcode) && keyLength > 0;
-}
-
-const KNOWN_OPCODES = new Set([...Array(0x1b).keys(), 0x1c, 0x1d, 0x1e, 0x20, 0x21, 0x22, 0x23, 0x24]);
-
-KNOWN_DIFFERENCES.push({
-  id: 'binary-unknown-opcode-key',
-  kind: 'memcached-bug',
-  summary:
-    'an unknown binary opcode whose request has a key: memcached answers Unknown command but skips the wrong number ' +
-    'of bytes and reads the rest of the body as the next header; memshard skips the whole body',
-  skip: unknownBinaryWithKey,
-});
-
-const NON_NUMERIC_TEXT = 'CLIENT_ERROR cannot increment or decrement non-numeric value\r\n';
-const U63 = 1n << 63n;
-const U64 = 1n << 64n;
-
-/** The counter before an incr/decr that answered `result`: at least 2^63 (for a decr to 0, unknown: assumed). */
-function wasAtLeast2to63(incr: boolean, delta: bigint, result: bigint): boolean {
-  if (!incr && result === 0n) return true;
-  const old = incr ? (((result - delta) % U64) + U64) % U64 : result + delta;
-  return old >= U63;
-}
-
-/** An incr/decr memshard ran and memcached refused as non-numeric: the counter before it, when the replies tell. */
-function signScanExplains(o: Observed): boolean {
-  const r = o.request;
-  if (r.charCodeAt(0) === 0x80) {
-    // binary: Increment/Decrement (quiet or not) refused with 0x06 by memcached
-    const opcode = r.charCodeAt(1);
-    if (![0x05, 0x06, 0x15, 0x16].includes(opcode) || o.memcachedRaw.length < 24 || o.memcachedRaw.charCodeAt(7) !== 0x06) return false;
-    const ours = Buffer.from(o.memshardRaw, 'latin1');
-    if (ours.length === 0) return opcode >= 0x15; // a quiet success: the value is not in the reply
-    if (ours.length !== 32 || ours.readUInt16BE(6) !== 0) return false;
-    const delta = Buffer.from(r, 'latin1').readBigUInt64BE(24);
-    return wasAtLeast2to63(opcode === 0x05 || opcode === 0x15, delta, ours.readBigUInt64BE(24));
-  }
-  if (o.memcached !== NON_NUMERIC_TEXT) return false;
-  const text = /^(incr|decr) \S+ (\d+)/.exec(r);
-  if (text !== null) {
-    const n = /^(\d+)\r\n$/.exec(o.memshard);
-    return n !== null && wasAtLeast2to63(text[1] === 'incr', BigInt(text[2]!), BigInt(n[1]!));
-  }
-  // ma: the new value is only in a VA reply (with v); HD does not tell
-  return command(r) === 'ma ' && /^(HD|VA)/.test(o.memshard);
-}
-
-KNOWN_DIFFERENCES.push({
-  id: 'incr-sign-scan',
-  kind: 'version',
-  summary:
-    "incr/decr of a counter of 2^63 or more: 1.6.18's safe_strtoull looks for a '-' with strchr, past the value into " +
-    'whatever memory follows, and may answer non-numeric; 1.6.45 looks within the number only (memchr)',
-  explains: signScanExplains,
-});
 
 /** The difference that leaves this request out, if any. */
 export function skipReason(request: string): string | null {
@@ -284,6 +286,6 @@ export function skipReason(request: string): string | null {
 }
 
 /** The difference that explains these two replies, if any. */
-export function explanation(o: Observed): string | null {
-  return KNOWN_DIFFERENCES.find((d) => d.explains?.(o))?.id ?? null;
+export function explanation(o: Observed): KnownDifference | null {
+  return KNOWN_DIFFERENCES.find((d) => d.explains?.(o)) ?? null;
 }
