@@ -50,7 +50,6 @@ class Ctx {
   readonly sockets = new Set<net.Socket>();
   readonly targets: Target[] = [];
   stopped = false;
-  notes: string[] = [];
 
   async close(): Promise<void> {
     this.stopped = true;
@@ -352,7 +351,7 @@ async function withLoad(load: LoadKind, port: number, measure: (started: () => P
     });
     proc.stderr?.resume();
     await started;
-    await sleep(300); // let the load get going
+    await sleep(1000); // let the load get going
   });
   if (proc === null) return { l, summary: 'load not started' };
   const p: ChildProcess = proc;
@@ -374,7 +373,9 @@ async function latencyUnder(ctx: Ctx, kind: Kind, load: LoadKind | null): Promis
   const t = await fresh(ctx, kind);
   await textRequest(t.port, `set ${LATENCY_KEY} 0 0 10\r\n0123456789\r\n`, /STORED\r\n/);
   const { l, summary } =
-    load === null ? { l: await latency(ctx, t.port, async () => {}), summary: 'nothing else running' } : await withLoad(load, t.port, (started) => latency(ctx, t.port, started));
+    load === null
+      ? { l: await latency(ctx, t.port, async () => {}), summary: 'nothing else running' }
+      : await withLoad(load, t.port, (started) => latency(ctx, t.port, started));
   return `${showLatency(l)}; ${summary}${t.alive() ? '' : '; server DIED'}`;
 }
 
@@ -616,13 +617,14 @@ function junkProbe(sasl: boolean): Probe {
         // the last chunks may sit in our buffer: wait until the kernel took them (or a close)
         while (!c.destroyed && c.writableLength > 0 && Date.now() < deadline) await sleep(20);
       })();
-      const peak = await peakRss(t.pid, send);
-      const secs = (performance.now() - t0) / 1000;
+      const secs = send.then(() => (performance.now() - t0) / 1000);
+      // and 1 s more: up to tcp_rmem of what was written may still be unread
+      const peak = await peakRss(t.pid, send.then(() => sleep(1000)));
       await Promise.race([w.closed, sleep(500)]);
       const reply = w.summary();
       c.destroy();
       await sleep(300);
-      return `${reply}; ${sent} MB written in ${secs.toFixed(1)} s; ${t.alive() ? 'alive' : 'DIED'}; RSS ${mb(before)} -> max ${mb(peak)}`;
+      return `${reply}; ${sent} MB written in ${(await secs).toFixed(1)} s; ${t.alive() ? 'alive' : 'DIED'}; RSS ${mb(before)} -> max ${mb(peak)}`;
     },
   };
 }
