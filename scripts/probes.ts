@@ -388,7 +388,11 @@ async function loadMain(load: LoadKind, port: number): Promise<number> {
   process.once('SIGTERM', () => {
     ctx.stopped = true;
     const done = [...counts].map(([k, v]) => `${v.toLocaleString('en-US')} ${k}`);
-    if (load === 'flood') done.push(`${flooded.connected.toLocaleString('en-US')} flood connections${flooded.replies.size || flooded.errors.size ? `: ${showFlood(flooded)}` : ''}`);
+    if (load === 'flood') {
+      // replies are tallied when a round closes its connections
+      const tally = flooded.replies.size || flooded.errors.size ? ` (in the closed rounds: ${showFlood(flooded)})` : '';
+      done.unshift(`${flooded.connected.toLocaleString('en-US')} flood connections${tally}`);
+    }
     console.log(done.join(', ') || 'nothing done');
     process.exit(0);
   });
@@ -396,7 +400,7 @@ async function loadMain(load: LoadKind, port: number): Promise<number> {
   const stop = () => ctx.stopped;
   console.log('started');
   if (load === 'flood') {
-    for (; !stop(); add('rounds')) await flood(ctx, port, 8000, 1000, stop, flooded);
+    for (; !stop(); add('rounds of 8,000 closed')) await flood(ctx, port, 8000, 1000, stop, flooded);
   } else if (load === 'sets') {
     const c = await connect(ctx, port);
     let pending = 0;
