@@ -656,7 +656,7 @@ const probes: Probe[] = [
   {
     group: 3,
     name: 'wide-get',
-    description: '`get` lines of 200 keys (100 KB values, 20 MB a line) sent for 5 s, never read: RSS before -> peak -> after 5 s -> 1 s after close',
+    description: '`get` lines naming 200 keys of 100 KB values (20 MB of reply a line) sent for 5 s, replies never read: RSS before -> peak -> after 5 s -> 1 s after close',
     async run(ctx, kind) {
       const t = await fresh(ctx, kind);
       await storeValues(t.port, 'w', 200, 100 * 1024);
