@@ -30,9 +30,20 @@ export interface Config {
   reqsPerEvent: number;
   /** -b: the listen backlog. */
   backlog: number;
+  /** -B: which protocols a connection may speak (auto: its first byte decides). */
+  protocol: ProtocolChoice;
+  /** -F turns flush_all off. */
+  flushEnabled: boolean;
+  /** -d: detach and run in the background; -P: its PID file. */
+  daemon: boolean;
+  pidFile: string | undefined;
+  /** -u: the user to switch to after listening, when started as root. */
+  user: string | undefined;
   /** `-o key=value` extras. */
   extras: Record<string, string>;
 }
+
+export type ProtocolChoice = 'auto' | 'ascii' | 'binary';
 
 export const MB = 1024 * 1024;
 

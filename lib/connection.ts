@@ -10,6 +10,7 @@ import { BinaryParser, BinOp, BinParsed, BinStatus, REQUEST_MAGIC, writeError, w
 import { Op, type BinaryRequest, type KeyCommand, type LocalCommand } from './protocol/command.js';
 import { Parsed, TextParser } from './protocol/text.js';
 import { ReplyWriter } from './shards/reply-writer.js';
+import type { ProtocolChoice } from './config.js';
 import type { Protocol } from './threads/thread-stats.js';
 import { MEMCACHED_VERSION } from './version.js';
 import type { Clock } from './store/store.js';
@@ -32,7 +33,10 @@ export interface ConnectionHost {
   readonly sasl: Credentials | null;
   readonly asciiAuth: Credentials | null;
   countAuth(ok: boolean): void;
-  flushAll(delay: number): void;
+  /** false when flush_all is off (-F). */
+  flushAll(delay: number): boolean;
+  /** -B: the protocols connections may speak. */
+  readonly protocol: ProtocolChoice;
   /** The rows of a stats group (null: unknown group), now or later. */
   statsRows(group: string, then: (rows: Array<[string, string | number]> | null) => void): void;
   /** Record a command's latency (seconds) under its name (memcached's command name, e.g. 'get'). */
@@ -153,8 +157,8 @@ export class Connection {
   private consume(buf: Buffer): number {
     if (!this.protocolKnown) {
       this.protocolKnown = true;
-      // like memcached's -B auto: the first byte decides for the whole connection
-      const binary = buf[0] === REQUEST_MAGIC;
+      // -B auto: the first byte decides for the whole connection, as in memcached
+      const binary = this.host.protocol === 'auto' ? buf[0] === REQUEST_MAGIC : this.host.protocol === 'binary';
       // -S makes the server binary-only and -Y text-only, as in memcached
       if ((binary && this.host.asciiAuth !== null) || (!binary && this.host.sasl !== null)) {
         this.host.log(1, `<${this.id} ${binary ? 'binary' : 'text'} protocol not allowed with ${binary ? '-Y' : '-S'}, closing`);
@@ -384,8 +388,9 @@ export class Connection {
         this.closeAfterReplies();
         return;
       case BinOp.Flush:
-        this.host.flushAll(ext.length === 4 ? ext.readInt32BE(0) : 0);
-        this.fill(slot, bp.quiet ? EMPTY : binaryReply(bp.opcode, bp.opaque, null));
+        // memcached answers a flush refused by -F with an auth error
+        if (!this.host.flushAll(ext.length === 4 ? ext.readInt32BE(0) : 0)) this.fill(slot, binaryError(bp.opcode, BinStatus.AuthError, bp.opaque));
+        else this.fill(slot, bp.quiet ? EMPTY : binaryReply(bp.opcode, bp.opaque, null));
         return this.host.observeLatency('binary', 'flush_all', (performance.now() - started) / 1000);
       case BinOp.SaslListMechs:
         return this.fill(slot, binaryReply(bp.opcode, bp.opaque, Buffer.from('PLAIN', 'latin1')));

@@ -41,6 +41,7 @@ export const Errors = {
   tooLarge: 'SERVER_ERROR object too large for cache\r\n',
   shutdownDisabled: 'SERVER_ERROR: shutdown not enabled\r\n',
   shutdownMode: 'CLIENT_ERROR invalid shutdown mode\r\n',
+  flushDisabled: 'CLIENT_ERROR flush_all not allowed\r\n',
 } as const;
 
 /** Command names, matched on bytes: no string is built for the command token. */

@@ -8,7 +8,7 @@ import net from 'node:net';
 import type { MessagePort } from 'node:worker_threads';
 import { Credentials } from '../auth.js';
 import { serverClock, useClockCell } from '../clock.js';
-import { idleTimeout, type Config } from '../config.js';
+import { idleTimeout, type Config, type ProtocolChoice } from '../config.js';
 import { Connection, type ConnectionHost } from '../connection.js';
 import { GarbageBound } from '../gc.js';
 import type { KeyCommand, LocalCommand } from '../protocol/command.js';
@@ -32,6 +32,7 @@ const PROTOCOL_INDEX: Record<Protocol, number> = { text: PROTOCOLS.indexOf('text
 
 export class ServingThread implements ConnectionHost {
   readonly maxValue: number;
+  readonly protocol: ProtocolChoice;
   readonly reqsPerEvent: number;
   readonly clock: Clock;
   readonly sasl: Credentials | null;
@@ -56,6 +57,7 @@ export class ServingThread implements ConnectionHost {
     this.thread = init.thread;
     this.maxValue = init.config.maxItemSize;
     this.reqsPerEvent = init.config.reqsPerEvent;
+    this.protocol = init.config.protocol;
     useClockCell(init.clock);
     this.clock = serverClock(init.processStarted);
     this.sasl = init.sasl === null ? null : Credentials.of(init.sasl);
@@ -143,7 +145,7 @@ export class ServingThread implements ConnectionHost {
         Atomics.store(this.stats.shared, Cell.verbosity, Math.min(cmd.level, 2));
         return cmd.noreply ? '' : 'OK\r\n';
       case 'flush_all':
-        this.flushAll(cmd.delay);
+        if (!this.flushAll(cmd.delay)) return cmd.noreply ? '' : Errors.flushDisabled;
         return cmd.noreply ? '' : 'OK\r\n';
       case 'shutdown':
         if (!this.config.enableShutdown) return Errors.shutdownDisabled;
@@ -163,9 +165,11 @@ export class ServingThread implements ConnectionHost {
     }
   }
 
-  flushAll(delay: number): void {
+  flushAll(delay: number): boolean {
+    if (!this.config.flushEnabled) return false;
     this.stats.add(this.thread, Field.flushCommands, 1);
     this.access.flushAll(delay);
+    return true;
   }
 
   statsRows(group: string, then: (rows: Row[] | null) => void): void {

@@ -168,7 +168,7 @@ function launch(cmd: string, argv: (port: number) => string[], what: string): Pr
         throw e;
       }
       try {
-        const binaryOnly = args.includes('-S') || args.includes('--enable-sasl');
+        const binaryOnly = args.includes('-S') || args.includes('--enable-sasl') || args.join(' ').includes('-B binary');
         await probeVersion(port, Math.max(100, Math.min(1000, deadline - Date.now())), binaryOnly);
         return daemon;
       } catch (e) {

@@ -1,0 +1,138 @@
+/**
+ * The command line: memcached 1.6's flags, in `memcached -h`'s order and with its wording where
+ * the meaning is the same, then memshard's own. A repeated flag takes its last value, as in
+ * memcached. Flags memshard cannot honour are refused with the reason, never silently ignored.
+ */
+import yargs, { type Options } from 'yargs';
+import { ConfigError, parseExtras, parseSize, validate, type Config, type ProtocolChoice } from '../config.js';
+import { MEMCACHED_VERSION, MEMSHARD_VERSION } from '../version.js';
+
+/** What a flag memshard refuses says (after the flag's name). */
+const REFUSED: Record<string, string> = {
+  'unix-socket': 'UNIX domain sockets are not supported yet; listen on TCP with -l/-p',
+  'unix-mask': 'UNIX domain sockets are not supported yet',
+  'enable-coredumps': 'Node cannot raise the core file limit; run `ulimit -c unlimited` before starting',
+  'disable-evictions': 'not supported yet: memshard always evicts when memory is full',
+  'lock-memory': 'Node cannot lock its memory (mlockall)',
+  'disable-cas': 'not supported: CAS values are always kept',
+  'stats-delimiter': 'per-prefix statistics (stats detail) are not supported yet',
+  'memory-file': 'memshard is deliberately not persistent: there is no memory file',
+  'enable-ssl': 'TLS is not supported yet',
+};
+
+/** Numeric flags, read as text so that a bad value can be named. */
+const num = (describe: string, def?: number): Options => ({ type: 'string', describe, ...(def === undefined ? {} : { default: String(def) }) });
+const flag = (describe: string): Options => ({ type: 'boolean', describe });
+
+const OPTIONS: Array<[string, string | undefined, Options]> = [
+  ['port', 'p', num('TCP port to listen on', 11211)],
+  ['udp-port', 'U', num('UDP port to listen on (0 = off, the only value supported)', 0)],
+  ['unix-socket', 's', { type: 'string', describe: 'UNIX socket to listen on (refused: not supported yet)' }],
+  ['unix-mask', 'a', { type: 'string', describe: 'access mask for UNIX socket, in octal (refused)' }],
+  ['enable-shutdown', 'A', flag('enable ascii "shutdown" command')],
+  ['listen', 'l', { type: 'string', describe: 'interface to listen on (default: all)' }],
+  ['daemon', 'd', flag('run as a daemon')],
+  ['enable-coredumps', 'r', flag('maximize core file limit (refused)')],
+  ['user', 'u', { type: 'string', describe: 'assume identity of <username> (only when run as root)' }],
+  ['memory-limit', 'm', num('item memory in megabytes, split across the shards', 64)],
+  ['disable-evictions', 'M', flag('return error on memory exhausted instead of evicting (refused)')],
+  ['conn-limit', 'c', num('max simultaneous connections', 1024)],
+  ['lock-memory', 'k', flag('lock down all paged memory (refused)')],
+  ['verbose', 'v', { type: 'count', describe: 'verbose (print errors/warnings); -vv also prints client commands' }],
+  ['license', 'i', flag('print the license and exit')],
+  ['version', 'V', flag('print version and exit')],
+  ['pidfile', 'P', { type: 'string', describe: 'save PID in <file>, only used with -d option' }],
+  ['slab-growth-factor', 'f', num('chunk size growth factor', 1.25)],
+  ['slab-min-size', 'n', num('min space used for key+value+flags', 48)],
+  ['enable-largepages', 'L', flag('try to use large memory pages (memory is allocated at start either way)')],
+  ['stats-delimiter', 'D', { type: 'string', describe: 'delimiter between key prefixes and IDs for stats detail (refused)' }],
+  ['threads', 't', num('number of threads: each serves connections and owns one shard', 4)],
+  ['max-reqs-per-event', 'R', num('maximum number of requests per event, limits the requests processed per connection to prevent starvation', 20)],
+  ['disable-cas', 'C', flag('disable use of CAS (refused)')],
+  ['listen-backlog', 'b', num('set the backlog queue limit', 1024)],
+  ['protocol', 'B', { type: 'string', default: 'auto', describe: 'protocol - one of ascii, binary, or auto (auto-negotiate)' }],
+  ['max-item-size', 'I', { type: 'string', default: '1m', describe: 'adjusts max item size (k/m suffix; min 1k, max 1g)' }],
+  ['enable-sasl', 'S', flag('turn on SASL PLAIN authentication (binary protocol only)')],
+  ['disable-flush-all', 'F', flag('disable flush_all command')],
+  ['disable-dumping', 'X', flag('disable stats cachedump and lru_crawler metadump (memshard has neither yet)')],
+  ['disable-watch', 'W', flag('disable watch commands (memshard has none yet)')],
+  ['auth-file', 'Y', { type: 'string', describe: 'enable ASCII protocol authentication; format: user:pass lines' }],
+  ['memory-file', 'e', { type: 'string', describe: 'mmap a file for item memory (refused)' }],
+  ['enable-ssl', 'Z', flag('enable TLS/SSL (refused: not supported yet)')],
+  ['extended', 'o', { type: 'string', array: true, default: [] as string[], describe: 'comma separated list of extended options (see README)' }],
+  ['sasl-pwdb', undefined, { type: 'string', describe: 'SASL password file, lines user:password (default: $MEMCACHED_SASL_PWDB)' }],
+  ['metrics-port', undefined, num("Prometheus /metrics HTTP port (memcached_exporter's; 0 = off)", 9150)],
+  ['metrics-listen', undefined, { type: 'string', describe: 'interface for /metrics (default: as --listen)' }],
+];
+
+export type Parsed = { kind: 'run'; config: Config } | { kind: 'print'; text: string };
+
+const LICENSE = `memshard ${MEMSHARD_VERSION}: MIT License. memcached, whose protocol and command line it follows,
+is BSD licensed: https://github.com/memcached/memcached/blob/master/LICENSE
+`;
+
+/** A number flag's value, or a ConfigError naming the flag and the value. */
+function number(name: string, alias: string | undefined, text: unknown): number {
+  const s = String(text).trim();
+  if (!/^-?\d+(\.\d+)?$/.test(s)) throw new ConfigError(`${alias === undefined ? '' : `-${alias}/`}--${name}: '${String(text)}' is not a number`);
+  return Number(s);
+}
+
+const PROTOCOLS: Record<string, ProtocolChoice> = { auto: 'auto', ascii: 'ascii', binary: 'binary', negotiate: 'auto' };
+
+export function parseArgs(argv: string[]): Parsed {
+  let builder = yargs(argv)
+    .scriptName('memshard')
+    .version(false)
+    .help('help')
+    .alias('help', 'h')
+    .describe('help', 'print this help and exit')
+    .usage(`memshard ${MEMSHARD_VERSION}: a memcached ${MEMCACHED_VERSION} compatible cache, sharded over worker threads\n\nUsage: memshard [options]`)
+    .parserConfiguration({ 'duplicate-arguments-array': false })
+    .strict()
+    .wrap(100)
+    .fail((msg, err) => {
+      throw new ConfigError(msg ?? err?.message ?? 'invalid arguments');
+    });
+  for (const [name, alias, options] of OPTIONS) builder = builder.option(name, alias === undefined ? options : { alias, ...options });
+  const args = builder.parseSync() as Record<string, unknown>;
+  if (args['version'] === true) return { kind: 'print', text: `memshard ${MEMSHARD_VERSION} (memcached ${MEMCACHED_VERSION} compatible)\n` };
+  if (args['license'] === true) return { kind: 'print', text: LICENSE };
+  for (const [name, reason] of Object.entries(REFUSED)) {
+    const value = args[name];
+    if (value !== undefined && value !== false) {
+      const alias = OPTIONS.find(([n]) => n === name)?.[1];
+      throw new ConfigError(`-${alias}/--${name}: ${reason}`);
+    }
+  }
+  const n = (name: string) => number(name, OPTIONS.find(([o]) => o === name)?.[1], args[name]);
+  const protocol = PROTOCOLS[String(args['protocol'])];
+  if (protocol === undefined) throw new ConfigError(`-B/--protocol: '${String(args['protocol'])}' is not one of ascii, binary, auto`);
+  const config = validate({
+    port: n('port'),
+    listen: args['listen'] as string | undefined,
+    memoryLimitMb: n('memory-limit'),
+    connLimit: n('conn-limit'),
+    threads: n('threads'),
+    maxItemSize: parseSize('-I/--max-item-size', String(args['max-item-size'])),
+    growthFactor: n('slab-growth-factor'),
+    minChunk: n('slab-min-size'),
+    verbosity: args['verbose'] as number,
+    enableShutdown: args['enable-shutdown'] === true,
+    udpPort: n('udp-port'),
+    sasl: args['enable-sasl'] === true,
+    saslPwdb: (args['sasl-pwdb'] as string | undefined) ?? process.env['MEMCACHED_SASL_PWDB'],
+    authFile: args['auth-file'] as string | undefined,
+    metricsPort: n('metrics-port'),
+    metricsListen: args['metrics-listen'] as string | undefined,
+    reqsPerEvent: n('max-reqs-per-event'),
+    backlog: n('listen-backlog'),
+    protocol,
+    flushEnabled: args['disable-flush-all'] !== true,
+    daemon: args['daemon'] === true,
+    pidFile: args['pidfile'] as string | undefined,
+    user: args['user'] as string | undefined,
+    extras: parseExtras(args['extended'] as string[]),
+  });
+  return { kind: 'run', config };
+}
