@@ -98,7 +98,7 @@ export class Server {
     const config = this.config;
     this.listenSocket = await openListenSocket(config.port, config.listen, config.backlog);
     const listens = await this.listenSocket.forThreads(config.threads);
-    await Promise.all(listens.map((listen, t) => this.startThread(t, listen)));
+    await Promise.all(listens.map((listen, t) => this.startThread(t, listen, true)));
     if (config.metricsPort !== 0) {
       const host = config.metricsListen ?? config.listen;
       this.metricsServer = await serveMetrics(this.exporter, config.metricsPort, host, (level, msg) => this.log(level, msg));
@@ -108,13 +108,14 @@ export class Server {
   }
 
   /** Start serving thread t, listening as told; retried while piscina is still replacing a dead one. */
-  private async startThread(t: number, listen: ThreadListen): Promise<void> {
+  private async startThread(t: number, listen: ThreadListen, startTogether = false): Promise<void> {
     const slot = this.slots[t]!;
     for (let attempt = 1; ; attempt++) {
       const { port1, port2 } = new MessageChannel();
       const init: ThreadInit = {
         thread: t,
         listen,
+        startTogether,
         shards: this.shards,
         locks: this.locks,
         stats: this.statsBuffers,

@@ -11,6 +11,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { reusePortAvailable } from '../lib/threads/listen-socket.js';
 
 // ---------------------------------------------------------------------------------------------
 // shared helpers (also used by memfill.ts)
@@ -337,6 +338,9 @@ interface Scenario {
   args: string[];
 }
 
+/** The Node floor (scripts/node-floor.ts) speaks only the text protocol. */
+const textOnly = (sc: Scenario): boolean => !sc.args.includes('--protocol');
+
 const scenarios = (duration: number): Scenario[] => {
   const common = ['--ratio', '1:9', '--duration', String(duration)];
   const small = ['--value-size', '100', ...common];
@@ -402,6 +406,8 @@ const usage = `usage: node dist/scripts/bench.js [--duration S] [--rounds N] [--
   --rounds N     rounds; the median is reported (default 3)
   --threads L    memshard -t value(s), e.g. 4 or 1,2,4 (default ${DEFAULT_MEMSHARD_THREADS}, memshard's default); memcached always runs -t 2
   --only IDS     run only these scenarios, e.g. a,a-bin
+  --floor        also run the Node floor (scripts/node-floor.ts, Node 22.12+): what Node's sockets
+                 cost with no store and no protocol work, for the text scenarios
   --json         print the results as one JSON document on stdout (progress goes to stderr)`;
 
 /** A script's options; or the exit code, after printing the usage (--help) or what was wrong. */
@@ -421,7 +427,7 @@ export function scriptOptions(usage: string, flags: string[], valued: string[]):
 }
 
 async function main(): Promise<number> {
-  const opts = scriptOptions(usage, ['json', 'help'], ['duration', 'rounds', 'threads', 'only']);
+  const opts = scriptOptions(usage, ['json', 'help', 'floor'], ['duration', 'rounds', 'threads', 'only']);
   if (typeof opts === 'number') return opts;
   const duration = positiveNumber(opts.get('duration'), 3, 'duration');
   const rounds = Math.round(positiveNumber(opts.get('rounds'), 3, 'rounds'));
@@ -435,6 +441,13 @@ async function main(): Promise<number> {
   const servers: Server[] = [];
   servers.push(await startMemcached({ threads: 2, memoryMb: 1024 }));
   for (const t of threadList) servers.push(await startMemshard({ threads: t, memoryMb: 1024 }));
+  const floorThreads = threadList[0]!;
+  if (opts.has('floor')) {
+    if (!reusePortAvailable()) throw new Error(`--floor needs Node 22.12 or later (this is ${process.version})`);
+    const floorScript = path.join(repoRoot, 'dist', 'scripts', 'node-floor.js');
+    servers.push(await startServer(`node floor -t ${floorThreads}`, process.execPath, (port) => [floorScript, String(port), String(floorThreads)]));
+  }
+  const isFloor = (s: Server): boolean => s.name.startsWith('node floor');
   for (const s of servers) log(`${s.name}: pid ${s.pid}, port ${s.port}, version ${s.version}`);
 
   const only = opts.get('only')?.split(',');
@@ -448,6 +461,7 @@ async function main(): Promise<number> {
   outer: for (let r = 1; r <= rounds; r++) {
     for (const sc of scen) {
       for (const s of servers) {
+        if (isFloor(s) && !textOnly(sc)) continue;
         if (!s.alive()) {
           failures.push(`${s.name} died (stderr: ${s.stderr().slice(-500)})`);
           break outer;
@@ -506,6 +520,7 @@ async function main(): Promise<number> {
     const mc = per?.get(memcachedName) ?? [];
     for (const s of servers.slice(1)) {
       const ms = per?.get(s.name) ?? [];
+      if (ms.length === 0) continue;
       const mcOps = median(mc.map((x) => x.ops));
       const mcP99 = median(mc.map((x) => x.p99));
       const msOps = median(ms.map((x) => x.ops));
@@ -551,7 +566,7 @@ async function main(): Promise<number> {
     out.push('| scenario | memcached ops/s | p99 us | CPU us/req | memshard ops/s | p99 us | CPU us/req | ops ratio | p99 ratio | CPU ratio | busiest thread |');
     out.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const r of rows) {
-      const label = threadList.length > 1 ? `${r.scenario} (${r.memshard})` : r.scenario;
+      const label = servers.length > 2 ? `${r.scenario} (${r.memshard})` : r.scenario;
       out.push(
         `| ${label} | ${f(r.memcached_ops)} | ${f(r.memcached_p99_us)} | ${f(r.memcached_cpu_us_per_request, 1)} | ${f(r.memshard_ops)} | ` +
           `${f(r.memshard_p99_us)} | ${f(r.memshard_cpu_us_per_request, 1)} | ${f(r.ops_ratio, 2)} | ${f(r.p99_ratio, 2)} | ${f(r.cpu_ratio, 2)} | ` +

@@ -426,7 +426,10 @@ function socketInodes(pid: number): Set<string> {
   return out;
 }
 
-/** TCP sockets of `pid` in LISTEN state, as "hexaddr:port" (e.g. "0100007F:11211", IPv6 in hex). */
+/**
+ * The TCP addresses `pid` listens on, as "hexaddr:port" (e.g. "0100007F:11211", IPv6 in hex), each
+ * once: with SO_REUSEPORT every serving thread has a socket of its own.
+ */
 function listeningSockets(pid: number): string[] {
   const inodes = socketInodes(pid);
   const out: string[] = [];
@@ -444,7 +447,7 @@ function listeningSockets(pid: number): string[] {
       out.push(`${addr}:${parseInt(port!, 16)}`);
     }
   }
-  return out.sort();
+  return [...new Set(out)].sort();
 }
 
 /** Nothing listens on 127.0.0.1:port right now (we can bind it ourselves). */

@@ -14,6 +14,8 @@ export interface ThreadInit {
   thread: number;
   /** Where it accepts connections (see lib/threads/listen-socket.ts). */
   listen: ThreadListen;
+  /** Part of the first start: listen only once every thread is ready to. */
+  startTogether: boolean;
   shards: ShardMemory[];
   locks: Int32Array;
   stats: ThreadStatsBuffers;

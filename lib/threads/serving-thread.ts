@@ -26,6 +26,7 @@ import { Cell, COMMAND_INDEX, Field, PROTOCOLS, ThreadStats, type Protocol } fro
 const CRAWL_PER_TICK = 2000;
 const CRAWL_INTERVAL_MS = 100;
 const TOO_MANY_CONNECTIONS = 'ERROR Too many open connections\r\n';
+const START_BARRIER_MS = 10_000;
 /** How often idle connections are looked for (-o idle_timeout has a one-second grain). */
 const IDLE_CHECK_MS = 1000;
 const PROTOCOL_INDEX: Record<Protocol, number> = { text: PROTOCOLS.indexOf('text'), binary: PROTOCOLS.indexOf('binary') };
@@ -72,6 +73,7 @@ export class ServingThread implements ConnectionHost {
   }
 
   async start(): Promise<void> {
+    if (this.init.startTogether) this.waitForEveryThread();
     await new Promise<void>((resolve, reject) => {
       this.listener.once('error', reject);
       this.listener.listen({ ...this.init.listen, backlog: this.config.backlog }, () => {
@@ -112,6 +114,23 @@ export class ServingThread implements ConnectionHost {
       this.connections.delete(conn);
       this.log(2, `<${conn.id} connection closed.`);
     });
+  }
+
+  /**
+   * At the first start every thread listens only once all of them can: the first to listen
+   * would otherwise take every connection of a client pool that connects at once. A thread that
+   * never comes is not waited for beyond START_BARRIER_MS.
+   */
+  private waitForEveryThread(): void {
+    const shared = this.stats.shared;
+    Atomics.add(shared, Cell.startBarrier, 1);
+    Atomics.notify(shared, Cell.startBarrier);
+    const deadline = Date.now() + START_BARRIER_MS;
+    for (let ready = Atomics.load(shared, Cell.startBarrier); ready < this.config.threads; ready = Atomics.load(shared, Cell.startBarrier)) {
+      const left = deadline - Date.now();
+      if (left <= 0) return;
+      Atomics.wait(shared, Cell.startBarrier, ready, left);
+    }
   }
 
   /** memcached's idle_timeout: close connections that sent nothing for `seconds`. */

@@ -36,6 +36,8 @@ export const Cell = {
   threadRestarts: 2,
   /** Shards wiped because a dead thread held their lock. */
   shardResets: 3,
+  /** Serving threads of the first start that are ready to listen (see ServingThread.start). */
+  startBarrier: 4,
 } as const;
 const CELLS = Object.keys(Cell).length;
 
