@@ -59,6 +59,8 @@ t.test('known differences: each one explains its own case only', async (t) => {
   t.equal(seen('incr k 1\r\n', '11\r\n', 'CLIENT_ERROR cannot increment or decrement non-numeric value\r\n'), null, 'a counter below 2^63 must agree');
   t.equal(seen('ma k\r q N0\r\n', '', 'HD kk\r\r\n'), 'ma-quiet-create', 'a key may hold a CR');
   t.equal(skipReason('ms k 2 T2147483648\r\nab\r\n'), 'meta-number-tokens', "1.6.45's tokenizer refuses it, 1.6.18 truncates");
+  t.equal(skipReason('incr k 1 noreply\r\n'), 'incr-sign-scan', 'a silent incr cannot show that 1.6.18 refused it');
+  t.equal(skipReason('incr k 1\r\n'), null);
   t.equal(skipReason('ms k 2 T2147483647\r\nab\r\n'), null);
   t.equal(skipReason('ms k 2 Tabc\r\nab\r\n'), null, 'refused by both: compared');
   t.equal(skipReason(`gat 0 k1 ${'b'.repeat(251)}\r\n`), 'multiget-bad-key-side-effects');
@@ -154,7 +156,8 @@ t.test('memshard and memcached', { skip: !hasMemcached && 'no /usr/bin/memcached
 
   for (const [i, protocol] of PROTOCOLS.entries()) {
     t.test(`${COMMANDS} seeded ${protocol} requests, reply for reply`, async (t) => {
-      const result = await runDifftest({ seed: SEED + i, commands: COMMANDS, protocol, memshardPort: memshard.port, memcachedPort: memcached.port });
+      // a generous timeout: it is only reached when a server does not answer (the machine may be busy)
+      const result = await runDifftest({ seed: SEED + i, commands: COMMANDS, protocol, memshardPort: memshard.port, memcachedPort: memcached.port, timeoutMs: 10_000, maxDifferences: 5 });
       t.equal(result.sent, COMMANDS, 'every request sent');
       t.same(result.differences, [], result.differences.length === 0 ? 'no differences' : summarise(result, true));
       // the run met the protocol's answers, not only misses and errors
