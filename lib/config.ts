@@ -51,13 +51,13 @@ export const MB = 1024 * 1024;
 export class ConfigError extends Error {}
 
 /** `-o` keys memshard honours (validated in validate()). */
-const HONOURED_EXTRAS = new Set(['idle_timeout']);
+const HONOURED_EXTRAS = new Set(['idle_timeout', 'read_buf_mem_limit']);
 
 /** `-o` keys memcached accepts that memshard takes but that change nothing here. */
 export const IGNORED_EXTRAS = new Set([
   'maxconns_fast', 'hashpower', 'hash_algorithm', 'no_lru_crawler', 'lru_crawler', 'lru_crawler_sleep',
   'lru_crawler_tocrawl', 'no_lru_maintainer', 'lru_maintainer', 'hot_lru_pct', 'warm_lru_pct', 'hot_max_factor',
-  'warm_max_factor', 'temporary_ttl', 'read_buf_mem_limit', 'slab_chunk_max', 'slab_reassign',
+  'warm_max_factor', 'temporary_ttl', 'slab_chunk_max', 'slab_reassign',
   'slab_automove', 'watcher_logbuf_size', 'worker_logbuf_size', 'track_sizes', 'no_hashexpand', 'modern',
   'no_modern', 'drop_privileges', 'no_drop_privileges',
 ]);
@@ -102,6 +102,7 @@ export function validate(c: Config): Config {
   int('-R/--max-reqs-per-event', c.reqsPerEvent, 1, 1_000_000);
   int('-b/--listen-backlog', c.backlog, 1, 1_000_000);
   idleTimeout(c);
+  replyBudgetMb(c);
   if (c.sasl && c.saslPwdb === undefined) {
     throw new ConfigError('-S/--enable-sasl: needs a password file: --sasl-pwdb FILE or MEMCACHED_SASL_PWDB');
   }
@@ -130,9 +131,21 @@ export function validate(c: Config): Config {
 
 /** `-o idle_timeout=<seconds>`: close connections idle that long (memcached's idle_kicks); 0 = never. */
 export function idleTimeout(c: Config): number {
-  const text = c.extras['idle_timeout'];
+  return wholeExtra(c, 'idle_timeout', 'seconds');
+}
+
+/**
+ * `-o read_buf_mem_limit=<MB>`: a server-wide cap on the replies connections hold unsent (memshard's
+ * buffers are its replies; memcached's are its read and response buffers); 0 = none, as there.
+ */
+export function replyBudgetMb(c: Config): number {
+  return wholeExtra(c, 'read_buf_mem_limit', 'megabytes');
+}
+
+function wholeExtra(c: Config, key: string, unit: string): number {
+  const text = c.extras[key];
   if (text === undefined) return 0;
-  if (!/^\d+$/.test(text)) throw new ConfigError(`-o idle_timeout: must be a number of seconds, got '${text}'`);
+  if (!/^\d+$/.test(text)) throw new ConfigError(`-o ${key}: must be a number of ${unit}, got '${text}'`);
   return Number(text);
 }
 

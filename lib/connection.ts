@@ -21,6 +21,10 @@ export interface ConnectionHost {
   /** -R: requests a connection runs in one turn before the thread serves the others. */
   readonly reqsPerEvent: number;
   countYield(): void;
+  /** Server-wide KB of unsent replies (-o read_buf_mem_limit): add to it, and whether it is spent. */
+  holdReplies(deltaKb: number): void;
+  replyBudgetSpent(): boolean;
+  countReplyBudgetWait(): void;
   shardOf(key: Uint8Array): number;
   /** Run a key command on its shard now; its reply bytes. */
   execute(shard: number, cmd: KeyCommand): Buffer;
@@ -52,6 +56,8 @@ export interface ConnectionHost {
 /** Stop reading from a client that has this much unsent output or this many unanswered requests. */
 const HIGH_WATER_BYTES = 4 * 1024 * 1024;
 const MAX_PENDING_REPLIES = 16 * 1024;
+/** Under a spent server-wide reply budget a connection still holds this much (so none starves). */
+const BUDGET_FLOOR_BYTES = 64 * 1024;
 /** Stop reading from a client whose unparsed requests (beyond the value being read) pass this. */
 const MAX_UNPARSED_BYTES = 1024 * 1024;
 
@@ -83,6 +89,8 @@ export class Connection {
   private yielded = false;
   /** Not reading: the unparsed input waits for its turn (see MAX_UNPARSED_BYTES). */
   private inputHeld = false;
+  /** What this connection counts in the server-wide reply budget, KB. */
+  private heldKb = 0;
   readonly id: number;
   /** Server time of the last request (seconds), for `stats conns`. */
   lastCommandAt: number;
@@ -98,7 +106,14 @@ export class Connection {
     this.parser = new TextParser(host.maxValue);
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('drain', () => this.maybeResume());
+    socket.on('drain', () => {
+      this.recountHeld();
+      this.maybeResume();
+    });
+    socket.on('close', () => {
+      this.host.holdReplies(-this.heldKb);
+      this.heldKb = 0;
+    });
   }
 
   private onData(chunk: Buffer): void {
@@ -459,7 +474,23 @@ export class Connection {
   }
 
   private outputFull(): boolean {
-    return this.replies.length > MAX_PENDING_REPLIES || this.unsentBytes + this.socket.writableLength > HIGH_WATER_BYTES;
+    const held = this.unsentBytes + this.socket.writableLength;
+    if (this.replies.length > MAX_PENDING_REPLIES || held > HIGH_WATER_BYTES) return true;
+    if (held <= BUDGET_FLOOR_BYTES) return false;
+    // count what this connection filled since it last did: threads read the total concurrently
+    this.recountHeld();
+    if (!this.host.replyBudgetSpent()) return false;
+    this.host.countReplyBudgetWait();
+    return true;
+  }
+
+  /** Keep the server-wide reply budget's count of this connection's unsent replies current. */
+  private recountHeld(): void {
+    if (this.socket.destroyed) return;
+    const kb = (this.unsentBytes + this.socket.writableLength) >>> 10;
+    if (kb === this.heldKb) return;
+    this.host.holdReplies(kb - this.heldKb);
+    this.heldKb = kb;
   }
 
   fill(slot: number, reply: Buffer): void {
@@ -499,6 +530,7 @@ export class Connection {
       this.host.countWritten(bytes);
       this.socket.write(out);
     }
+    this.recountHeld();
     if (close) {
       this.closing = true;
       this.socket.end();

@@ -4,7 +4,7 @@
  */
 import { chunkMaxFor } from './store/slabs.js';
 import { readShardStats, type ShardStats } from './store/stats.js';
-import { idleTimeout, type Config } from './config.js';
+import { idleTimeout, replyBudgetMb, type Config } from './config.js';
 import type { ShardMemory } from './shards/shard-access.js';
 import type { Clock } from './store/store.js';
 import { Cell, Field, type ThreadStats } from './threads/thread-stats.js';
@@ -136,6 +136,9 @@ export class StatsReporter {
       ['total_connections', c(Field.totalConnections)],
       ['rejected_connections', c(Field.rejectedConnections)],
       ['connection_structures', c(Field.currConnections)],
+      // memcached's response objects and read buffers are memshard's unsent replies
+      ['response_obj_oom', c(Field.replyBudgetWaits)],
+      ['response_obj_bytes', Atomics.load(this.source.threads.shared, Cell.heldReplyKb) * 1024],
       ['reserved_fds', 0],
     ];
     for (const name of COMMAND_COUNTERS) rows.push([name, name === 'cmd_flush' ? c(Field.flushCommands) : total(name)]);
@@ -212,6 +215,7 @@ export class StatsReporter {
       ['dump_enabled', 'no'],
       ['hash_algorithm', 'fnv1a'],
       ['idle_timeout', idleTimeout(cfg)],
+      ['read_buf_mem_limit', replyBudgetMb(cfg) * 1024 * 1024],
       ['track_sizes', 'no'],
       ['memshard_shards', cfg.threads],
     ];

@@ -88,3 +88,50 @@ t.test('-R, -b and idle_timeout are checked', async (t) => {
   t.match(await c.readUntil('END\r\n'), /STAT tcp_backlog 77\r\n/);
   await c.close();
 });
+
+t.test('-o read_buf_mem_limit: a server-wide cap on the replies all connections hold unsent', async (t) => {
+  const d = await startDaemon(['-t', '2', '-o', 'read_buf_mem_limit=8']);
+  t.teardown(() => d.stop());
+  const size = 512 * 1024;
+  const admin = await rawClient(d.port);
+  admin.send(Buffer.concat([Buffer.from(`set big 0 0 ${size}\r\n`), Buffer.alloc(size, 0x62), Buffer.from('\r\n')]));
+  t.equal(await admin.readUntil('\r\n'), 'STORED\r\n');
+  const readers = 6;
+  const gets = 100;
+  const slow = await Promise.all(
+    Array.from({ length: readers }, async () => {
+      const s = net.connect({ port: d.port, host: '127.0.0.1' });
+      await new Promise((r) => s.once('connect', r));
+      s.pause();
+      s.write(`get${' big'.repeat(gets)}\r\n`);
+      return s;
+    }),
+  );
+  await new Promise((r) => setTimeout(r, 1000));
+  admin.send('stats\r\n');
+  const stats = await admin.readUntil('END\r\n');
+  const held = stat(stats, 'response_obj_bytes');
+  // the cap, plus what each connection may still hold under it: 64 KB and the value in hand
+  t.ok(held <= 8 * 1024 * 1024 + readers * (64 * 1024 + size + 1024), `${Math.round(held / 1024)} KB held for ${readers} clients that do not read`);
+  t.ok(stat(stats, 'response_obj_oom') > 0, 'connections waited for the budget');
+  const expected = gets * (size + 22) + 5;
+  const received = await Promise.all(
+    slow.map(
+      (s) =>
+        new Promise<number>((resolve) => {
+          let n = 0;
+          s.on('data', (b: Buffer) => {
+            n += b.length;
+            if (n >= expected) resolve(n);
+          });
+          s.resume();
+        }),
+    ),
+  );
+  t.same(received, slow.map(() => expected), 'every client gets its whole reply once it reads');
+  for (const s of slow) s.destroy();
+  await new Promise((r) => setTimeout(r, 200));
+  admin.send('stats\r\n');
+  t.equal(stat(await admin.readUntil('END\r\n'), 'response_obj_bytes'), 0, 'nothing counted once the replies are out');
+  await admin.close();
+});

@@ -8,7 +8,7 @@ import net from 'node:net';
 import type { MessagePort } from 'node:worker_threads';
 import { Credentials } from '../auth.js';
 import { serverClock, useClockCell } from '../clock.js';
-import { idleTimeout, type Config, type ProtocolChoice } from '../config.js';
+import { idleTimeout, replyBudgetMb, type Config, type ProtocolChoice } from '../config.js';
 import { Connection, type ConnectionHost } from '../connection.js';
 import { GarbageBound } from '../gc.js';
 import type { KeyCommand, LocalCommand } from '../protocol/command.js';
@@ -35,6 +35,7 @@ export class ServingThread implements ConnectionHost {
   readonly maxValue: number;
   readonly protocol: ProtocolChoice;
   readonly reqsPerEvent: number;
+  private readonly replyBudgetKb: number;
   readonly clock: Clock;
   readonly sasl: Credentials | null;
   readonly asciiAuth: Credentials | null;
@@ -58,6 +59,7 @@ export class ServingThread implements ConnectionHost {
     this.thread = init.thread;
     this.maxValue = init.config.maxItemSize;
     this.reqsPerEvent = init.config.reqsPerEvent;
+    this.replyBudgetKb = replyBudgetMb(init.config) * 1024;
     this.protocol = init.config.protocol;
     useClockCell(init.clock);
     this.clock = serverClock(init.processStarted);
@@ -272,6 +274,18 @@ export class ServingThread implements ConnectionHost {
 
   countYield(): void {
     this.stats.add(this.thread, Field.connYields, 1);
+  }
+
+  holdReplies(deltaKb: number): void {
+    if (deltaKb !== 0) this.stats.holdReplies(this.thread, deltaKb);
+  }
+
+  replyBudgetSpent(): boolean {
+    return this.replyBudgetKb > 0 && Atomics.load(this.stats.shared, Cell.heldReplyKb) >= this.replyBudgetKb;
+  }
+
+  countReplyBudgetWait(): void {
+    this.stats.add(this.thread, Field.replyBudgetWaits, 1);
   }
 
   countCommand(): void {

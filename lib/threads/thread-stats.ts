@@ -25,6 +25,10 @@ export const Field = {
   connYields: 9,
   /** Connections closed by -o idle_timeout (memcached's idle_kicks). */
   idleKicks: 10,
+  /** A connection waited because all connections' unsent replies reached -o read_buf_mem_limit. */
+  replyBudgetWaits: 11,
+  /** This thread's part of Cell.heldReplyKb. */
+  heldReplyKb: 12,
 } as const;
 const FIELDS = Object.keys(Field).length;
 
@@ -38,6 +42,8 @@ export const Cell = {
   shardResets: 3,
   /** Serving threads of the first start that are ready to listen (see ServingThread.start). */
   startBarrier: 4,
+  /** KB of replies all connections hold unsent, for -o read_buf_mem_limit. */
+  heldReplyKb: 5,
 } as const;
 const CELLS = Object.keys(Cell).length;
 
@@ -107,10 +113,18 @@ export class ThreadStats {
   }
 
   /** A thread that died took its connections with it: its current count goes to zero. */
+  /** A dead thread's connections and their unsent replies are gone. */
   threadGone(thread: number): void {
-    const open = this.counters[thread * FIELDS + Field.currConnections]!;
-    this.counters[thread * FIELDS + Field.currConnections] = 0;
-    Atomics.sub(this.shared, Cell.connections, open);
+    for (const [field, cell] of [[Field.currConnections, Cell.connections], [Field.heldReplyKb, Cell.heldReplyKb]] as const) {
+      Atomics.sub(this.shared, cell, this.counters[thread * FIELDS + field]!);
+      this.counters[thread * FIELDS + field] = 0;
+    }
+  }
+
+  /** Thread `thread`'s connections hold deltaKb more (or less) unsent replies. */
+  holdReplies(thread: number, deltaKb: number): void {
+    this.add(thread, Field.heldReplyKb, deltaKb);
+    Atomics.add(this.shared, Cell.heldReplyKb, deltaKb);
   }
 
   observe(thread: number, protocol: number, command: number, seconds: number): void {
