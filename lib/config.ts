@@ -39,6 +39,9 @@ export interface Config {
   pidFile: string | undefined;
   /** -u: the user to switch to after listening, when started as root. */
   user: string | undefined;
+  /** -s: listen on this UNIX domain socket instead of TCP; -a: its file mode. */
+  unixSocket: string | undefined;
+  unixMask: number;
   /** `-o key=value` extras. */
   extras: Record<string, string>;
 }

@@ -96,14 +96,16 @@ export class Server {
 
   async start(): Promise<{ port: number }> {
     const config = this.config;
-    this.listenSocket = await openListenSocket(config.port, config.listen, config.backlog);
+    const at = config.unixSocket === undefined ? { port: config.port, host: config.listen } : { path: config.unixSocket, mask: config.unixMask };
+    this.listenSocket = await openListenSocket(at, config.backlog);
     const listens = await this.listenSocket.forThreads(config.threads);
     await Promise.all(listens.map((listen, t) => this.startThread(t, listen, true)));
     if (config.metricsPort !== 0) {
       const host = config.metricsListen ?? config.listen;
       this.metricsServer = await serveMetrics(this.exporter, config.metricsPort, host, (level, msg) => this.log(level, msg));
     }
-    this.log(1, `memshard listening on ${config.listen ?? '0.0.0.0'}:${this.listenSocket.port} with ${config.threads} threads`);
+    const where = config.unixSocket ?? `${config.listen ?? '0.0.0.0'}:${this.listenSocket.port}`;
+    this.log(1, `memshard listening on ${where} with ${config.threads} threads`);
     return { port: this.listenSocket.port };
   }
 

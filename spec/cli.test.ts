@@ -3,13 +3,14 @@
  * (-d -u -P -m -p -l), the last of a repeated flag, bad values named, flags it cannot honour
  * refused with the reason, and -B and -F answered as the real memcached answers them.
  */
-import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import net from 'node:net';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { Op, request, roundTrip, summary } from './helpers/binary.js';
-import { cliPath, freePort, rawClient, startDaemon, startMemcached, type Daemon } from './helpers/daemon.js';
+import { cliPath, freePort, memcachedBin, rawClient, startDaemon, startMemcached, type Daemon } from './helpers/daemon.js';
 
 const asRoot = process.getuid?.() === 0;
 
@@ -72,8 +73,7 @@ t.test('a repeated flag takes its last value; bad values and unknown users are n
 
 t.test('flags memshard cannot honour are refused with the reason', async (t) => {
   const refused: Array<[string[], RegExp]> = [
-    [['-s', '/tmp/memshard.sock'], /^memshard: -s\/--unix-socket: UNIX domain sockets are not supported yet/],
-    [['-a', '700'], /^memshard: -a\/--unix-mask: /],
+    [['-s', '/tmp/x.sock', '-a', '7a'], /^memshard: -a\/--unix-mask: '7a' is not an octal file mode/],
     [['-r'], /^memshard: -r\/--enable-coredumps: .*ulimit -c/],
     [['-M'], /^memshard: -M\/--disable-evictions: /],
     [['-k'], /^memshard: -k\/--lock-memory: /],
@@ -141,4 +141,67 @@ t.test('-B ascii and -B binary: a connection speaks only that protocol, as in me
     const r = await bothWith(['-B', mode], talk);
     t.same(r.memshard, r.memcached, `-B ${mode}: ${JSON.stringify(r.memshard)}`);
   }
+});
+
+/** A server started with `args` that listens on the UNIX socket `path`: stopped at teardown. */
+async function onUnixSocket(t: Test, cmd: string, args: string[], path: string): Promise<void> {
+  const child = spawn(cmd, args, { stdio: 'ignore' });
+  t.teardown(() => {
+    child.kill('SIGKILL');
+  });
+  for (let i = 0; i < 200; i++) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect(path, () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.on('error', () => resolve(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`${cmd} did not listen on ${path}`);
+}
+
+t.test('-s and -a: a UNIX domain socket with its mode, answered as memcached answers there', async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'memshard-unix-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const mine = path.join(dir, 'memshard.sock');
+  const theirs = path.join(dir, 'memcached.sock');
+  // a stale socket file from an earlier run is replaced, as memcached replaces it
+  await new Promise<void>((resolve) => {
+    const stale = net.createServer().listen(mine, () => {
+      const handle = (stale as unknown as { _handle: { close(): void } })._handle;
+      // close the handle without unlinking: the file stays behind
+      handle.close();
+      resolve();
+    });
+  });
+  await onUnixSocket(t, process.execPath, [cliPath, '-s', mine, '-a', '770', '-t', '2', '--metrics-port', '0'], mine);
+  await onUnixSocket(t, memcachedBin, ['-s', theirs, '-a', '770', ...(asRoot ? ['-u', 'root'] : [])], theirs);
+  for (const file of [mine, theirs]) t.equal(statSync(file).mode & 0o777, 0o770, `${path.basename(file)} has mode 770`);
+  const talk = (file: string) =>
+    new Promise<string>((resolve, reject) => {
+      const s = net.connect(file, () => s.write('set k 0 0 2\r\nhi\r\nget k\r\nstats settings\r\nstats conns\r\n'));
+      let got = '';
+      s.on('error', reject);
+      s.on('data', (b: Buffer) => {
+        got += b.toString('latin1');
+        if (got.split('END\r\n').length === 4) {
+          s.destroy();
+          resolve(got);
+        }
+      });
+    });
+  const [a, b] = [await talk(mine), await talk(theirs)];
+  const lines = (reply: string, file: string) =>
+    reply
+      .replaceAll(file, '<path>')
+      .split('\r\n')
+      .filter((l) => /^(STORED|VALUE|hi|STAT (domain_socket|umask) |STAT \d+:(addr|listen_addr) (\?|unix:<path>$))/.test(l))
+      .map((l) => l.replace(/^STAT \d+:/, 'STAT n:'));
+  // memcached also lists its listening socket in stats conns; memshard lists client connections only
+  const compared = lines(a, mine);
+  t.equal(compared.length, 7, `replies, settings and the connection's addresses: ${compared.join(' | ')}`);
+  t.same(compared, lines(b, theirs).filter((l) => l !== 'STAT n:addr unix:<path>'));
 });

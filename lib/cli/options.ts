@@ -9,8 +9,6 @@ import { MEMCACHED_VERSION, MEMSHARD_VERSION } from '../version.js';
 
 /** What a flag memshard refuses says (after the flag's name). */
 const REFUSED: Record<string, string> = {
-  'unix-socket': 'UNIX domain sockets are not supported yet; listen on TCP with -l/-p',
-  'unix-mask': 'UNIX domain sockets are not supported yet',
   'enable-coredumps': 'Node cannot raise the core file limit; run `ulimit -c unlimited` before starting',
   'disable-evictions': 'not supported yet: memshard always evicts when memory is full',
   'lock-memory': 'Node cannot lock its memory (mlockall)',
@@ -27,8 +25,8 @@ const flag = (describe: string): Options => ({ type: 'boolean', describe });
 const OPTIONS: Array<[string, string | undefined, Options]> = [
   ['port', 'p', num('TCP port to listen on', 11211)],
   ['udp-port', 'U', num('UDP port to listen on (0 = off, the only value supported)', 0)],
-  ['unix-socket', 's', { type: 'string', describe: 'UNIX socket to listen on (refused: not supported yet)' }],
-  ['unix-mask', 'a', { type: 'string', describe: 'access mask for UNIX socket, in octal (refused)' }],
+  ['unix-socket', 's', { type: 'string', describe: 'UNIX socket to listen on (disables network support)' }],
+  ['unix-mask', 'a', { type: 'string', default: '700', describe: 'access mask for UNIX socket, in octal' }],
   ['enable-shutdown', 'A', flag('enable ascii "shutdown" command')],
   ['listen', 'l', { type: 'string', describe: 'interface to listen on (default: all)' }],
   ['daemon', 'd', flag('run as a daemon')],
@@ -76,6 +74,11 @@ function number(name: string, alias: string | undefined, text: unknown): number 
   const s = String(text).trim();
   if (!/^-?\d+(\.\d+)?$/.test(s)) throw new ConfigError(`${alias === undefined ? '' : `-${alias}/`}--${name}: '${String(text)}' is not a number`);
   return Number(s);
+}
+
+function octal(flag: string, text: string): number {
+  if (!/^[0-7]{1,4}$/.test(text)) throw new ConfigError(`${flag}: '${text}' is not an octal file mode`);
+  return parseInt(text, 8);
 }
 
 const PROTOCOLS: Record<string, ProtocolChoice> = { auto: 'auto', ascii: 'ascii', binary: 'binary', negotiate: 'auto' };
@@ -132,6 +135,8 @@ export function parseArgs(argv: string[]): Parsed {
     daemon: args['daemon'] === true,
     pidFile: args['pidfile'] as string | undefined,
     user: args['user'] as string | undefined,
+    unixSocket: args['unix-socket'] as string | undefined,
+    unixMask: octal('-a/--unix-mask', String(args['unix-mask'])),
     extras: parseExtras(args['extended'] as string[]),
   });
   return { kind: 'run', config };

@@ -5,8 +5,9 @@
  *   listens on a socket of its own in the port's reuse group, and the kernel hashes each new
  *   connection to one of them. The split does not depend on which thread the scheduler runs
  *   first, so a burst of connections (a client pool starting) spreads over the threads.
- * - One socket, a descriptor per thread (Node 20): see workers/socket-dup.ts. Whichever thread
- *   the kernel wakes first accepts, so a burst can land on few threads.
+ * - One socket, a descriptor per thread (Node 20, and UNIX domain sockets): see
+ *   workers/socket-dup.ts. Whichever thread the kernel wakes first accepts, so a burst can land on
+ *   few threads.
  *
  * Either way a thread that dies closes only its own socket or descriptor: the port keeps
  * accepting, and its replacement listens again.
@@ -33,9 +34,13 @@ export function reusePortAvailable(version = process.versions.node): boolean {
   return process.platform === 'linux' && (major >= 23 || (major === 22 && minor >= 12));
 }
 
-/** Bind host:port (port 0: any); rejects with the system's message (EADDRINUSE...). */
-export function openListenSocket(port: number, host: string | undefined, backlog: number): Promise<ListenSocket> {
-  return reusePortAvailable() ? ReusePortGroup.open(port, host) : SharedSocket.open(port, host, backlog);
+/** Where the daemon listens: TCP host:port (port 0: any), or a UNIX domain socket (-s, -a). */
+export type ListenAt = { port: number; host: string | undefined } | { path: string; mask: number };
+
+/** Bind and listen; rejects with the system's message (EADDRINUSE...). */
+export function openListenSocket(at: ListenAt, backlog: number): Promise<ListenSocket> {
+  if ('path' in at) return SharedSocket.open(['listen-path', at.path, at.mask.toString(8), String(backlog)]);
+  return reusePortAvailable() ? ReusePortGroup.open(at.port, at.host) : SharedSocket.open(['listen', String(at.port), at.host ?? '-', String(backlog)]);
 }
 
 class ReusePortGroup implements ListenSocket {
@@ -89,8 +94,9 @@ class SharedSocket implements ListenSocket {
     readonly port: number,
   ) {}
 
-  static async open(port: number, host: string | undefined, backlog: number): Promise<SharedSocket> {
-    const [first] = await helper(['listen', String(port), host ?? '-', String(backlog)], null, 1);
+  /** The helper's listen command line (see workers/socket-dup.ts). */
+  static async open(listen: string[]): Promise<SharedSocket> {
+    const [first] = await helper(listen, null, 1);
     return new SharedSocket(first!.handle, first!.port);
   }
 

@@ -231,8 +231,9 @@ export class ServingThread implements ConnectionHost {
       const s = conn.socket;
       return {
         id: conn.id,
-        addr: `tcp:${s.remoteAddress}:${s.remotePort}`,
-        listenAddr: `tcp:${s.localAddress}:${s.localPort}`,
+        // memcached prints an unnamed UNIX-socket peer this way
+        addr: this.config.unixSocket === undefined ? `tcp:${s.remoteAddress}:${s.remotePort}` : '?:<AF 0>',
+        listenAddr: this.config.unixSocket === undefined ? `tcp:${s.localAddress}:${s.localPort}` : `unix:${this.config.unixSocket}`,
         state: conn.state,
         lastCommandAt: conn.lastCommandAt,
       };
