@@ -32,8 +32,9 @@ export interface Config {
   backlog: number;
   /** -B: which protocols a connection may speak (auto: its first byte decides). */
   protocol: ProtocolChoice;
-  /** -F turns flush_all off. */
+  /** -F turns flush_all off, -X the item dumps (cachedump, metadump). */
   flushEnabled: boolean;
+  dumpEnabled: boolean;
   /** -d: detach and run in the background; -P: its PID file. */
   daemon: boolean;
   pidFile: string | undefined;

@@ -212,7 +212,7 @@ export class StatsReporter {
       ['hot_lru_pct', 20],
       ['warm_lru_pct', 40],
       ['flush_enabled', cfg.flushEnabled ? 'yes' : 'no'],
-      ['dump_enabled', 'no'],
+      ['dump_enabled', cfg.dumpEnabled ? 'yes' : 'no'],
       ['hash_algorithm', 'fnv1a'],
       ['idle_timeout', idleTimeout(cfg)],
       ['read_buf_mem_limit', replyBudgetMb(cfg) * 1024 * 1024],

@@ -88,4 +88,5 @@ export type LocalCommand =
   | { kind: 'shutdown'; mode: 'immediate' | 'graceful' | 'invalid' }
   | { kind: 'stats'; group: string; args: string[] }
   | { kind: 'flush_all'; delay: number; noreply: boolean }
-  | { kind: 'debug'; args: string[] };
+  | { kind: 'debug'; args: string[] }
+  | { kind: 'lru_crawler'; args: string[] };

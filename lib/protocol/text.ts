@@ -42,13 +42,18 @@ export const Errors = {
   shutdownDisabled: 'SERVER_ERROR: shutdown not enabled\r\n',
   shutdownMode: 'CLIENT_ERROR invalid shutdown mode\r\n',
   flushDisabled: 'CLIENT_ERROR flush_all not allowed\r\n',
+  badCommandLine: 'CLIENT_ERROR bad command line\r\n',
+  illegalSlabId: 'CLIENT_ERROR Illegal slab id\r\n',
+  badClass: 'BADCLASS invalid class id\r\n',
+  cachedumpDisabled: 'CLIENT_ERROR stats cachedump not allowed\r\n',
+  metadumpDisabled: 'ERROR metadump not allowed\r\n',
 } as const;
 
 /** Command names, matched on bytes: no string is built for the command token. */
 const Cmd = {
   None: 0, Get: 1, Gets: 2, Gat: 3, Gats: 4, Set: 5, Add: 6, Replace: 7, Append: 8, Prepend: 9, Cas: 10,
   Delete: 11, Incr: 12, Decr: 13, Touch: 14, FlushAll: 15, Version: 16, Quit: 17, Verbosity: 18, Stats: 19,
-  Shutdown: 20, Debug: 21, Mg: 22, Ms: 23, Md: 24, Ma: 25, Mn: 26, Me: 27,
+  Shutdown: 20, Debug: 21, Mg: 22, Ms: 23, Md: 24, Ma: 25, Mn: 26, Me: 27, LruCrawler: 28,
 } as const;
 type CmdId = (typeof Cmd)[keyof typeof Cmd];
 const COMMAND_NAMES: Array<[string, CmdId]> = [
@@ -57,7 +62,7 @@ const COMMAND_NAMES: Array<[string, CmdId]> = [
   ['delete', Cmd.Delete], ['incr', Cmd.Incr], ['decr', Cmd.Decr], ['touch', Cmd.Touch], ['flush_all', Cmd.FlushAll],
   ['version', Cmd.Version], ['quit', Cmd.Quit], ['verbosity', Cmd.Verbosity], ['stats', Cmd.Stats],
   ['shutdown', Cmd.Shutdown], ['debug', Cmd.Debug], ['mg', Cmd.Mg], ['ms', Cmd.Ms], ['md', Cmd.Md], ['ma', Cmd.Ma],
-  ['mn', Cmd.Mn], ['me', Cmd.Me],
+  ['mn', Cmd.Mn], ['me', Cmd.Me], ['lru_crawler', Cmd.LruCrawler],
 ];
 /** Names by length and first byte; each candidate is then compared in full. */
 const COMMANDS_BY_HEAD = new Map<number, Array<[Buffer, CmdId]>>();
@@ -170,6 +175,8 @@ export class TextParser {
         return this.localCmd({ kind: 'stats', group: n > 1 ? this.tok(buf, 1) : '', args: this.rest(buf, 2, n) });
       case Cmd.Debug:
         return this.localCmd({ kind: 'debug', args: this.rest(buf, 1, n) });
+      case Cmd.LruCrawler:
+        return this.localCmd({ kind: 'lru_crawler', args: this.rest(buf, 1, n) });
       case Cmd.Shutdown:
         if (n === 1) return this.localCmd({ kind: 'shutdown', mode: 'immediate' });
         if (n === 2 && this.tok(buf, 1) === 'graceful') return this.localCmd({ kind: 'shutdown', mode: 'graceful' });

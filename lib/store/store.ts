@@ -458,6 +458,30 @@ export class Store {
     return checked;
   }
 
+  /**
+   * Visit the live items of `count` hash buckets from bucket `from`, in bucket order (dead ones are
+   * skipped, not reclaimed); the next bucket to visit, or -1 after the last.
+   */
+  forEachLive(from: number, count: number, visit: (ref: number) => void): number {
+    this.now = this.clock.now();
+    const u32 = this.u32;
+    const end = Math.min(this.bucketCount, from + count);
+    for (let b = from; b < end; b++) {
+      for (let r = u32[this.bk + b]!; r !== 0; r = u32[r * 2 + I_HNEXT]!) if (this.dead(r) === 0) visit(r);
+    }
+    return end < this.bucketCount ? end : -1;
+  }
+
+  /** The item's slab class (the ids of `stats items` and `stats slabs`). */
+  classOf(ref: number): number {
+    return this.u8[ref * 8 + B_CLSID]!;
+  }
+
+  /** Server time of the item's last access. */
+  lastAccessOf(ref: number): number {
+    return this.i32[ref * 2 + I_ATIME]!;
+  }
+
   resetStats(): void {
     const f = this.f64;
     for (let i = 0; i < COUNTER_SLOTS; i++) {

@@ -15,6 +15,7 @@ import type { KeyCommand, LocalCommand } from '../protocol/command.js';
 import { Errors } from '../protocol/text.js';
 import { HashRing } from '../router.js';
 import { ShardAccess } from '../shards/shard-access.js';
+import { cachedump, metadump, SLAB_CLASS_LIMIT, type Dumping } from '../shards/dump.js';
 import { lock } from '../shards/lock.js';
 import { StatsReporter, type ConnInfo, type Row } from '../stats.js';
 import type { Clock } from '../store/store.js';
@@ -176,7 +177,10 @@ export class ServingThread implements ConnectionHost {
         return null;
       case 'debug':
         return this.debug(cmd.args);
+      case 'lru_crawler':
+        return this.lruCrawler(cmd.args);
       case 'stats':
+        if (cmd.group === 'cachedump') return this.cachedump(cmd.args);
         if (!this.needsEveryThread(cmd.group)) return this.reporter.report(cmd.group, cmd.args);
         this.gatherConns((conns) => {
           conn.fill(slot, Buffer.from(this.reporter.report(cmd.group, cmd.args, conns), 'latin1'));
@@ -205,6 +209,31 @@ export class ServingThread implements ConnectionHost {
   private needsEveryThread(group: string): boolean {
     if (group === 'reset') this.access.resetStats();
     return group === 'conns';
+  }
+
+  /** `lru_crawler metadump <all|hash|classes>`; memshard's crawler has no other subcommand yet. */
+  private lruCrawler(args: string[]): string {
+    if (args[0] !== 'metadump' || args.length !== 2) return Errors.error;
+    if (!this.config.dumpEnabled) return Errors.metadumpDisabled;
+    const which = args[1]!;
+    if (which === 'all' || which === 'hash') return metadump(this.dumping, null);
+    const classes = which.split(',').map(Number);
+    if (!classes.every((c) => Number.isInteger(c) && c > 0 && c < SLAB_CLASS_LIMIT)) return Errors.badClass;
+    return metadump(this.dumping, new Set(classes));
+  }
+
+  /** `stats cachedump <class> <limit>`. */
+  private cachedump(args: string[]): string {
+    if (!this.config.dumpEnabled) return Errors.cachedumpDisabled;
+    if (args.length !== 2) return Errors.badCommandLine;
+    const [cls, limit] = args.map((a) => (/^\d+$/.test(a) ? Number(a) : NaN));
+    if (!Number.isFinite(cls) || !Number.isFinite(limit)) return Errors.badFormat;
+    if (cls! >= SLAB_CLASS_LIMIT) return Errors.illegalSlabId;
+    return cachedump(this.dumping, cls!, limit!);
+  }
+
+  private get dumping(): Dumping {
+    return { shards: this.access.count, withShard: (shard, fn) => this.access.with(shard, fn), processStarted: this.clock.processStarted };
   }
 
   /**
