@@ -142,6 +142,19 @@ export interface Server {
   stop(): Promise<void>;
 }
 
+/** SIGTERM, then SIGKILL after 3 s; resolves once the process has exited. */
+export function stopProcess(proc: ChildProcess, alive: () => boolean): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (!alive()) return resolve();
+    const t = setTimeout(() => proc.kill('SIGKILL'), 3000);
+    proc.once('exit', () => {
+      clearTimeout(t);
+      resolve();
+    });
+    proc.kill('SIGTERM');
+  });
+}
+
 /** Spawn a server on a free port and wait (10 s) until it answers `version`. */
 export async function startServer(
   name: string,
@@ -190,16 +203,7 @@ export async function startServer(
       proc,
       alive,
       stderr: () => err,
-      stop: () =>
-        new Promise<void>((resolve) => {
-          if (!alive()) return resolve();
-          const t = setTimeout(() => proc.kill('SIGKILL'), 3000);
-          proc.once('exit', () => {
-            clearTimeout(t);
-            resolve();
-          });
-          proc.kill('SIGTERM');
-        }),
+      stop: () => stopProcess(proc, alive),
     };
   }
 }

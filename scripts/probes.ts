@@ -26,6 +26,7 @@ import {
   sleep,
   spawnTracked,
   startMemshard,
+  stopProcess,
   startServer,
   textRequest,
 } from './bench.js';
@@ -118,8 +119,11 @@ async function fresh(ctx: Ctx, kind: Kind, extra: string[] = []): Promise<Target
 
 const BINARY_VERSION = Buffer.from([0x80, 0x0b, ...new Array<number>(22).fill(0)]);
 
-/** Whether a binary Version request is answered (allowed before SASL login on both servers). */
-function binaryVersion(port: number): Promise<boolean> {
+/**
+ * Connect to 127.0.0.1:port within 1 s: true once connected (no `request`), or, after sending
+ * `request`, whether the first reply bytes pass `check`.
+ */
+function connectProbe(port: number, request?: Buffer, check?: (reply: Buffer) => boolean): Promise<boolean> {
   return new Promise((resolve) => {
     const s = net.connect({ port, host: '127.0.0.1' });
     const done = (ok: boolean) => {
@@ -128,11 +132,16 @@ function binaryVersion(port: number): Promise<boolean> {
       resolve(ok);
     };
     const t = setTimeout(() => done(false), 1000);
-    s.on('connect', () => s.write(BINARY_VERSION));
-    s.on('data', (d) => done(d[0] === 0x81));
+    s.on('connect', () => (request === undefined ? done(true) : s.write(request)));
+    s.on('data', (d) => done(check?.(d) ?? true));
     s.on('error', () => done(false));
     s.on('close', () => done(false));
   });
+}
+
+/** Whether a binary Version request is answered (allowed before SASL login on both servers). */
+function binaryVersion(port: number): Promise<boolean> {
+  return connectProbe(port, BINARY_VERSION, (d) => d[0] === 0x81);
 }
 
 let saslDir: string | null = null;
@@ -185,16 +194,7 @@ async function freshSasl(ctx: Ctx, kind: Kind): Promise<Target | string> {
     pid: proc.pid ?? -1,
     proc,
     alive,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        if (!alive()) return resolve();
-        const t = setTimeout(() => proc.kill('SIGKILL'), 3000);
-        proc.once('exit', () => {
-          clearTimeout(t);
-          resolve();
-        });
-        proc.kill('SIGTERM');
-      }),
+    stop: () => stopProcess(proc, alive),
   };
   ctx.targets.push(target);
   for (const deadline = Date.now() + 10_000; Date.now() < deadline; await sleep(50)) {
@@ -780,17 +780,7 @@ const probes: Probe[] = [
 ];
 
 function portOpen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect({ port, host: '127.0.0.1' });
-    const done = (ok: boolean) => {
-      clearTimeout(t);
-      s.destroy();
-      resolve(ok);
-    };
-    const t = setTimeout(() => done(false), 1000);
-    s.once('connect', () => done(true));
-    s.once('error', () => done(false));
-  });
+  return connectProbe(port);
 }
 
 type FuzzFn = (opts: { port: number; seed: number; frames: number; connections: number; protocol: 'text' | 'meta' | 'binary' }) => Promise<unknown>;
