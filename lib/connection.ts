@@ -181,6 +181,7 @@ export class Connection {
         return buf.length;
       }
       if (binary) this.binaryParser = new BinaryParser(this.host.maxValue, this.host.sasl !== null);
+      this.host.log(2, `${this.id}: Client using the ${binary ? 'binary' : 'ascii'} protocol`);
     }
     const end = buf.length;
     let pos = 0;
@@ -496,6 +497,20 @@ export class Connection {
   fill(slot: number, reply: Buffer): void {
     this.replies[slot - this.base] = reply;
     this.unsentBytes += reply.length;
+    if (this.binaryParser === null && reply.length > 0 && this.host.verbosity >= 2) this.logReply(reply);
+  }
+
+  /** -vv, as memcached logs text replies: `>id <line>`, and `>id sending key <key>` for a value. */
+  private logReply(reply: Buffer): void {
+    for (let pos = 0; pos < reply.length; ) {
+      const eol = reply.indexOf('\r\n', pos);
+      if (eol < 0) break;
+      const line = reply.toString('latin1', pos, eol);
+      const value = /^VALUE (\S+) \d+ (\d+)/.exec(line);
+      this.host.log(2, `>${this.id} ${value === null ? line : `sending key ${value[1]}`}`);
+      // a value's data is skipped, not logged
+      pos = eol + 2 + (value === null ? 0 : Number(value[2]) + 2);
+    }
   }
 
   /** Write the ready prefix of the reply queue as one socket write. */

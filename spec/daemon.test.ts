@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import t from 'tap';
 import { reusePortAvailable } from '../lib/threads/listen-socket.js';
-import { cliPath, rawClient, startDaemon } from './helpers/daemon.js';
+import { cliPath, rawClient, startDaemon, startMemcached } from './helpers/daemon.js';
 
 function cli(args: string[]) {
   return spawnSync(process.execPath, [cliPath, ...args], { encoding: 'utf8', timeout: 10_000 });
@@ -195,15 +195,25 @@ t.test('shutdown with -A ends the process', async (t) => {
   t.same(d.exitStatus(), { code: 0, signal: null });
 });
 
-t.test('-vv logs connections and commands to stderr', async (t) => {
-  const d = await startDaemon(['-vv']);
-  t.teardown(() => d.stop());
-  const c = await rawClient(d.port);
-  c.send('get x\r\n');
-  await c.readUntil('END\r\n');
-  await c.close();
-  await new Promise((r) => setTimeout(r, 100));
-  t.match(d.stderr(), /listening on/);
-  t.match(d.stderr(), /new client connection/);
-  t.match(d.stderr(), /<\d+ get x/);
+t.test("-vv logs connections, commands and replies in memcached's format", async (t) => {
+  const session = 'set a 0 0 1\r\nx\r\nget a\r\nget b a\r\ndelete a\r\nbogus\r\nincr n 1\r\nmn\r\n';
+  const logs: string[][] = [];
+  for (const start of [() => startMemcached(['-vv']), () => startDaemon(['-vv'])]) {
+    const d = await start();
+    const c = await rawClient(d.port);
+    c.send(session);
+    await c.readUntil('MN\r\n');
+    await c.close();
+    await new Promise((r) => setTimeout(r, 200));
+    const lines = d.stderr().split('\n');
+    await d.stop();
+    // the session's connection: the one that sent the set
+    const id = /^<(\d+) set a 0 0 1$/m.exec(d.stderr())?.[1];
+    const own = lines.filter((l) => new RegExp(`^(<|>)?${id}[ :]`).test(l)).map((l) => l.replace(new RegExp(`^(<|>)?${id}`), '$1N'));
+    // memcached's ids are descriptors: the start-up probe's connection may have had the same one
+    logs.push(own.slice(own.lastIndexOf('<N new auto-negotiating client connection')));
+    if (logs.length === 2) t.match(d.stderr(), /listening on/);
+  }
+  t.ok(logs[1]!.length > 10, logs[1]!.join(' | '));
+  t.same(logs[1], logs[0], 'the same lines as memcached 1.6.18');
 });

@@ -110,7 +110,8 @@ export class ServingThread implements ConnectionHost {
     const id = this.thread + this.config.threads * this.connectionsAccepted++;
     const conn = new Connection(socket, this, id);
     this.connections.add(conn);
-    this.log(2, `<${conn.id} new client connection`);
+    const kind = this.config.protocol === 'auto' ? 'auto-negotiating' : this.config.protocol;
+    this.log(2, `<${conn.id} new ${kind} client connection`);
     socket.on('close', () => {
       Atomics.sub(shared, Cell.connections, 1);
       this.stats.add(this.thread, Field.currConnections, -1);
