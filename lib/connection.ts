@@ -344,7 +344,7 @@ export class Connection {
       key: bp.key,
       flags: 0,
       exptime: 0,
-      cas: Number(bp.cas),
+      cas: bp.cas,
       delta: 0n,
       value: null,
       noreply: false,

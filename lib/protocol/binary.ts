@@ -4,6 +4,7 @@
  */
 
 export const HEADER = 24;
+const NO_BYTES = Buffer.alloc(0);
 export const REQUEST_MAGIC = 0x80;
 const RESPONSE_MAGIC = 0x81;
 
@@ -74,7 +75,8 @@ export class BinaryParser {
   command = 0;
   quiet = false;
   opaque = 0;
-  cas = 0n;
+  /** The header's CAS (memshard's CAS values are below 2^53). */
+  cas = 0;
   key: Buffer = Buffer.alloc(0);
   extras: Buffer = Buffer.alloc(0);
   value: Buffer = Buffer.alloc(0);
@@ -108,7 +110,7 @@ export class BinaryParser {
     this.command = LOUD[opcode] ?? opcode;
     this.quiet = LOUD[opcode] !== undefined;
     this.opaque = buf.readUInt32BE(pos + 12);
-    this.cas = buf.readBigUInt64BE(pos + 16);
+    this.cas = buf.readUInt32BE(pos + 16) * 0x100000000 + buf.readUInt32BE(pos + 20);
     const bodyStart = pos + HEADER;
     this.next = bodyStart + bodyLen;
     if (keyLen + extLen > bodyLen) {
@@ -135,9 +137,10 @@ export class BinaryParser {
       return BinParsed.Incomplete;
     }
     if (!known) return BinParsed.Unknown;
-    this.extras = buf.subarray(bodyStart, bodyStart + extLen);
+    // most requests (a Get) have no extras and no value: no views made for them
+    this.extras = extLen === 0 ? NO_BYTES : buf.subarray(bodyStart, bodyStart + extLen);
     this.key = buf.subarray(bodyStart + extLen, bodyStart + extLen + keyLen);
-    this.value = buf.subarray(bodyStart + extLen + keyLen, this.next);
+    this.value = valueLen === 0 ? NO_BYTES : buf.subarray(bodyStart + extLen + keyLen, this.next);
     return BinParsed.Request;
   }
 
