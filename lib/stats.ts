@@ -59,6 +59,12 @@ export interface ConnInfo {
   lastCommandAt: number;
 }
 
+const SLAB_REASSIGN_STATS = [
+  'slab_reassign_rescues', 'slab_reassign_chunk_rescues', 'slab_reassign_evictions_nomem', 'slab_reassign_inline_reclaim',
+  'slab_reassign_busy_items', 'slab_reassign_busy_deletes', 'slab_reassign_running',
+];
+const WATCHER_STATS = ['log_worker_dropped', 'log_worker_written', 'log_watcher_skipped', 'log_watcher_sent', 'log_watchers'];
+
 export class StatsReporter {
   constructor(private readonly source: StatsSource) {}
 
@@ -157,10 +163,16 @@ export class StatsReporter {
       ['hash_power_level', Math.max(...shards.map((s) => s.hashPowerLevel))],
       ['hash_bytes', shards.reduce((sum, s) => sum + s.hashBytes, 0)],
       ['hash_is_expanding', 0],
+      // memshard never reassigns slab pages between classes, has no LRU maintainer thread and no watchers
+      ...SLAB_REASSIGN_STATS.map((name): Row => [name, 0]),
       ['slabs_moved', total('slabs_moved')],
       ['lru_crawler_running', 0],
       ['lru_crawler_starts', 0],
+      ['lru_maintainer_juggles', 0],
       ['malloc_fails', 0],
+      ...WATCHER_STATS.map((name): Row => [name, 0]),
+      ['unexpected_napi_ids', 0],
+      ['round_robin_fallback', 0],
       ['bytes', total('bytes')],
       ['curr_items', total('curr_items')],
       ['total_items', total('total_items')],

@@ -217,3 +217,22 @@ t.test("-vv logs connections, commands and replies in memcached's format", async
   t.ok(logs[1]!.length > 10, logs[1]!.join(' | '));
   t.same(logs[1], logs[0], 'the same lines as memcached 1.6.18');
 });
+
+t.test("stats carries memcached 1.6.18's fields, in its order", async (t) => {
+  const servers = [await startMemcached(), await startDaemon(['-t', '2'])];
+  t.teardown(() => Promise.all(servers.map((s) => s.stop())));
+  const names = await Promise.all(
+    servers.map(async (s) => {
+      const c = await rawClient(s.port);
+      c.send('stats\r\n');
+      const rows = await c.readUntil('END\r\n');
+      await c.close();
+      return [...rows.matchAll(/^STAT (\S+)/gm)].map((m) => m[1]!);
+    }),
+  );
+  const [theirs, mine] = names as [string[], string[]];
+  // memshard has no read buffer or response object pools, and no global page pool to show
+  const withoutMeaning = ['response_obj_count', 'read_buf_count', 'read_buf_bytes', 'read_buf_bytes_free', 'read_buf_oom', 'slab_global_page_pool'];
+  t.same(theirs.filter((n) => !mine.includes(n)), withoutMeaning, 'every other field is there');
+  t.same(mine.filter((n) => theirs.includes(n)), theirs.filter((n) => mine.includes(n)), "in memcached's order");
+});
