@@ -87,6 +87,8 @@ export class Connection {
   private multiGet: PendingMultiGet | null = null;
   /** Gave way after -R requests: the rest runs on the next turn of the event loop. */
   private yielded = false;
+  /** Requests run in this turn, for -R. */
+  private turnRequests = 0;
   /** Not reading: the unparsed input waits for its turn (see MAX_UNPARSED_BYTES). */
   private inputHeld = false;
   /** What this connection counts in the server-wide reply budget, KB. */
@@ -138,24 +140,38 @@ export class Connection {
   /** Run the buffered requests, as far as the client keeps reading what we answer. */
   private process(): void {
     if (this.paused || this.yielded) return;
+    this.turnRequests = 0;
     if (this.multiGet !== null) this.continueMultiGet();
-    // a large value arrives in many chunks: join them once, when all of it is here
-    if (!this.paused && this.pendingBytes > 0 && this.pendingBytes >= this.need) {
-      const buf = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
-      this.pending.length = 0;
-      this.pendingBytes = 0;
-      this.need = 0;
+    while (!this.paused && !this.yielded && !this.closing && this.pendingBytes > 0 && this.pendingBytes >= this.need) {
+      const buf = this.takeFront();
       const pos = this.consume(buf);
       if (pos < buf.length && !this.closing) {
-        this.pending.push(buf.subarray(pos));
-        this.pendingBytes = buf.length - pos;
+        this.pending.unshift(buf.subarray(pos));
+        this.pendingBytes += buf.length - pos;
       }
+      // the request at the front is cut (a line without its end yet): wait for, or join, more
+      if (pos === 0 && !this.paused && !this.yielded) this.need = Math.max(this.need, buf.length + 1);
     }
     this.flushReplies();
     if (this.inputHeld && !this.yielded && !this.paused) {
       this.inputHeld = false;
       this.socket.resume();
     }
+  }
+
+  /**
+   * The first buffered chunk, joined with as many of the next as the request at its start needs
+   * (a large value arrives in many chunks: joined once, when all of it is here). The chunks after
+   * those stay apart, so a connection that yields with much input buffered copies none of it.
+   */
+  private takeFront(): Buffer {
+    let count = 1;
+    for (let bytes = this.pending[0]!.length; bytes < this.need; count++) bytes += this.pending[count]!.length;
+    const parts = this.pending.splice(0, count);
+    const buf = count === 1 ? parts[0]! : Buffer.concat(parts);
+    this.pendingBytes -= buf.length;
+    this.need = 0;
+    return buf;
   }
 
   /** Give the thread's other connections a turn; this one goes on after them. */
@@ -185,14 +201,14 @@ export class Connection {
     }
     const end = buf.length;
     let pos = 0;
-    for (let handled = 0; pos < end && !this.closing; handled++) {
+    for (; pos < end && !this.closing; this.turnRequests++) {
       // like memcached, stop taking requests from a client that does not read its replies
       if (this.outputFull()) {
         this.pause();
         return pos;
       }
       // and give others a turn after -R requests
-      if (handled === this.host.reqsPerEvent) {
+      if (this.turnRequests >= this.host.reqsPerEvent) {
         this.yieldTurn();
         return pos;
       }
