@@ -58,6 +58,11 @@ const HIGH_WATER_BYTES = 4 * 1024 * 1024;
 const MAX_PENDING_REPLIES = 16 * 1024;
 /** Under a spent server-wide reply budget a connection still holds this much (so none starves). */
 const BUDGET_FLOOR_BYTES = 64 * 1024;
+/**
+ * A connection also gives way once it has taken this much input in a turn: -R counts requests,
+ * and 20 sets of large values would hold the thread for milliseconds.
+ */
+const TURN_BYTES = 256 * 1024;
 /** Stop reading from a client whose unparsed requests (beyond the value being read) pass this. */
 const MAX_UNPARSED_BYTES = 1024 * 1024;
 
@@ -87,8 +92,9 @@ export class Connection {
   private multiGet: PendingMultiGet | null = null;
   /** Gave way after -R requests: the rest runs on the next turn of the event loop. */
   private yielded = false;
-  /** Requests run in this turn, for -R. */
+  /** Requests run and bytes taken in this turn, for -R and TURN_BYTES. */
   private turnRequests = 0;
+  private turnBytes = 0;
   /** Not reading: the unparsed input waits for its turn (see MAX_UNPARSED_BYTES). */
   private inputHeld = false;
   /** What this connection counts in the server-wide reply budget, KB. */
@@ -141,6 +147,7 @@ export class Connection {
   private process(): void {
     if (this.paused || this.yielded) return;
     this.turnRequests = 0;
+    this.turnBytes = 0;
     if (this.multiGet !== null) this.continueMultiGet();
     while (!this.paused && !this.yielded && !this.closing && this.pendingBytes > 0 && this.pendingBytes >= this.need) {
       const buf = this.takeFront();
@@ -207,8 +214,8 @@ export class Connection {
         this.pause();
         return pos;
       }
-      // and give others a turn after -R requests
-      if (this.turnRequests >= this.host.reqsPerEvent) {
+      // and give others a turn after -R requests (or TURN_BYTES of them)
+      if (this.turnRequests >= this.host.reqsPerEvent || this.turnBytes >= TURN_BYTES) {
         this.yieldTurn();
         return pos;
       }
@@ -220,6 +227,7 @@ export class Connection {
       }
       const next = this.binaryParser === null ? this.textRequest(buf, pos, end) : this.binaryRequestAt(buf, pos, end, this.binaryParser);
       if (next < 0) return pos;
+      this.turnBytes += next - pos;
       pos = next;
     }
     return Math.min(pos, end);
