@@ -99,6 +99,8 @@ export class Connection {
   private inputHeld = false;
   /** What this connection counts in the server-wide reply budget, KB. */
   private heldKb = 0;
+  /** Held back by the spent server-wide budget (counted once per wait in response_obj_oom). */
+  private waitingForBudget = false;
   readonly id: number;
   /** Server time of the last request (seconds), for `stats conns`. */
   lastCommandAt: number;
@@ -501,12 +503,13 @@ export class Connection {
   private outputFull(): boolean {
     const held = this.unsentBytes + this.socket.writableLength;
     if (this.replies.length > MAX_PENDING_REPLIES || held > HIGH_WATER_BYTES) return true;
-    if (held <= BUDGET_FLOOR_BYTES) return false;
+    if (held <= BUDGET_FLOOR_BYTES) return (this.waitingForBudget = false);
     // count what this connection filled since it last did: threads read the total concurrently
     this.recountHeld();
-    if (!this.host.replyBudgetSpent()) return false;
-    this.host.countReplyBudgetWait();
-    return true;
+    if (!this.host.replyBudgetSpent()) return (this.waitingForBudget = false);
+    // one wait, however often it is checked while it lasts
+    if (!this.waitingForBudget) this.host.countReplyBudgetWait();
+    return (this.waitingForBudget = true);
   }
 
   /** Keep the server-wide reply budget's count of this connection's unsent replies current. */

@@ -39,12 +39,15 @@ function eachLive(d: Dumping, visit: (store: Store, ref: number) => boolean): vo
 /** memcached's uriencode: letters, digits and `-._~` as they are, every other byte as %XX. */
 function uriEncode(key: Uint8Array): string {
   let out = '';
-  for (const b of key) {
-    const c = String.fromCharCode(b);
-    out += /[A-Za-z0-9\-._~]/.test(c) ? c : `%${b.toString(16).toUpperCase().padStart(2, '0')}`;
-  }
+  for (const b of key) out += URI_BYTE[b]!;
   return out;
 }
+
+/** What uriEncode writes for each byte value. */
+const URI_BYTE = Array.from({ length: 256 }, (_, b) => {
+  const c = String.fromCharCode(b);
+  return /[A-Za-z0-9\-._~]/.test(c) ? c : `%${b.toString(16).toUpperCase().padStart(2, '0')}`;
+});
 
 /** `lru_crawler metadump`: classes null = every class (memcached's class ids, as `me` shows). */
 export function metadump(d: Dumping, classes: ReadonlySet<number> | null): string {
