@@ -4,6 +4,7 @@
  */
 import { pageSizeFor } from './store/slabs.js';
 import type { StoreConfig } from './store/store.js';
+import { DEFAULT_TUNING, type StoreTuning } from './store/tuning.js';
 
 export interface Config {
   port: number;
@@ -43,6 +44,15 @@ export interface Config {
   /** -s: listen on this UNIX domain socket instead of TCP; -a: its file mode. */
   unixSocket: string | undefined;
   unixMask: number;
+  /** -M: answer out of memory instead of evicting. */
+  evictions: boolean;
+  /** -L: commit the item memory at start (memcached preallocates it); cache_memlimit is then fixed. */
+  preallocate: boolean;
+  /** -W turns `watch` off. */
+  watchEnabled: boolean;
+  /** -D: the key prefix delimiter of `stats detail`, which is then on from the start. */
+  prefixDelimiter: string;
+  detailAtStart: boolean;
   /** `-o key=value` extras. */
   extras: Record<string, string>;
 }
@@ -55,15 +65,17 @@ export const MB = 1024 * 1024;
 export class ConfigError extends Error {}
 
 /** `-o` keys memshard honours (validated in validate()). */
-const HONOURED_EXTRAS = new Set(['idle_timeout', 'read_buf_mem_limit']);
+const HONOURED_EXTRAS = new Set([
+  'idle_timeout', 'read_buf_mem_limit', 'slab_reassign', 'no_slab_reassign', 'slab_automove', 'no_slab_automove',
+  'lru_crawler', 'no_lru_crawler', 'lru_crawler_sleep', 'lru_crawler_tocrawl', 'lru_maintainer', 'no_lru_maintainer',
+  'hot_lru_pct', 'warm_lru_pct', 'hot_max_factor', 'warm_max_factor', 'temporary_ttl', 'track_sizes',
+  'watcher_logbuf_size', 'worker_logbuf_size',
+]);
 
 /** `-o` keys memcached accepts that memshard takes but that change nothing here. */
 export const IGNORED_EXTRAS = new Set([
-  'maxconns_fast', 'hashpower', 'hash_algorithm', 'no_lru_crawler', 'lru_crawler', 'lru_crawler_sleep',
-  'lru_crawler_tocrawl', 'no_lru_maintainer', 'lru_maintainer', 'hot_lru_pct', 'warm_lru_pct', 'hot_max_factor',
-  'warm_max_factor', 'temporary_ttl', 'slab_chunk_max', 'slab_reassign',
-  'slab_automove', 'watcher_logbuf_size', 'worker_logbuf_size', 'track_sizes', 'no_hashexpand', 'modern',
-  'no_modern', 'drop_privileges', 'no_drop_privileges',
+  'maxconns_fast', 'hashpower', 'hash_algorithm', 'slab_chunk_max', 'no_hashexpand', 'modern', 'no_modern',
+  'drop_privileges', 'no_drop_privileges',
 ]);
 
 /** `1m`, `512k`, `2g` or plain bytes (memcached's -I syntax). */
@@ -107,6 +119,10 @@ export function validate(c: Config): Config {
   int('-b/--listen-backlog', c.backlog, 1, 1_000_000);
   idleTimeout(c);
   replyBudgetMb(c);
+  storeTuning(c);
+  crawlerSettings(c);
+  watcherBufferKb(c);
+  if (c.prefixDelimiter.length !== 1) throw new ConfigError(`-D/--stats-delimiter: must be one character, got '${c.prefixDelimiter}'`);
   if (c.sasl && c.saslPwdb === undefined) {
     throw new ConfigError('-S/--enable-sasl: needs a password file: --sasl-pwdb FILE or MEMCACHED_SASL_PWDB');
   }
@@ -146,6 +162,72 @@ export function replyBudgetMb(c: Config): number {
   return wholeExtra(c, 'read_buf_mem_limit', 'megabytes');
 }
 
+/** The LRU and slab settings each shard starts with (-M and memcached's `-o` LRU options). */
+export function storeTuning(c: Config): StoreTuning {
+  const x = c.extras;
+  const t: StoreTuning = { ...DEFAULT_TUNING, evict: c.evictions };
+  if ('no_lru_maintainer' in x) t.segmented = false;
+  if ('no_slab_automove' in x || 'no_slab_reassign' in x) t.automove = 0;
+  if ('slab_automove' in x) t.automove = x['slab_automove'] === '' ? 1 : ranged(x, 'slab_automove', 0, 2, 'slab_automove must be between 0 and 2');
+  if ('hot_lru_pct' in x) t.hotPct = ranged(x, 'hot_lru_pct', 2, 79, 'hot_lru_pct must be > 1 and < 80');
+  if ('warm_lru_pct' in x) t.warmPct = ranged(x, 'warm_lru_pct', 2, 79, 'warm_lru_pct must be > 1 and < 80');
+  if (t.hotPct + t.warmPct > 80) throw new ConfigError('-o: hot_lru_pct + warm_lru_pct cannot be more than 80% combined');
+  if ('hot_max_factor' in x) t.hotMaxFactor = positive(x, 'hot_max_factor');
+  if ('warm_max_factor' in x) t.warmMaxFactor = positive(x, 'warm_max_factor');
+  if ('temporary_ttl' in x) t.temporaryTtl = ranged(x, 'temporary_ttl', 0, 0x7fffffff, 'temporary_ttl must be a number of seconds');
+  return t;
+}
+
+/** The LRU crawler's settings at start (`-o lru_crawler_sleep=`, `no_lru_crawler`...). */
+export interface CrawlerSettings {
+  enabled: boolean;
+  /** Microseconds between crawl steps (memcached's lru_crawler_sleep). */
+  sleepUs: number;
+  /** Items a `lru_crawler crawl` looks at per class, 0 = all. */
+  toCrawl: number;
+}
+
+export function crawlerSettings(c: Config): CrawlerSettings {
+  const x = c.extras;
+  return {
+    enabled: !('no_lru_crawler' in x),
+    sleepUs: 'lru_crawler_sleep' in x ? ranged(x, 'lru_crawler_sleep', 0, 1_000_000, 'LRU crawler sleep must be between 0 and 1 second') : 100,
+    toCrawl: 'lru_crawler_tocrawl' in x ? ranged(x, 'lru_crawler_tocrawl', 0, 0xffffffff, 'lru_crawler_tocrawl takes a numeric 32bit value') : 0,
+  };
+}
+
+/** `-o slab_reassign` is memcached 1.6's default; `no_slab_reassign` turns `slabs reassign` off. */
+export function slabReassign(c: Config): boolean {
+  return !('no_slab_reassign' in c.extras);
+}
+
+/** `-o track_sizes`: `stats sizes` counts from the start. */
+export function trackSizes(c: Config): boolean {
+  return 'track_sizes' in c.extras;
+}
+
+/** memcached's defaults: a watcher's buffer is 256 KB, a worker's 64 KB (`-o watcher_logbuf_size=KB`). */
+export function watcherBufferKb(c: Config): number {
+  return 'watcher_logbuf_size' in c.extras ? ranged(c.extras, 'watcher_logbuf_size', 1, 1024 * 1024, 'could not parse argument to watcher_logbuf_size') : 256;
+}
+
+export function workerBufferKb(c: Config): number {
+  return 'worker_logbuf_size' in c.extras ? ranged(c.extras, 'worker_logbuf_size', 1, 1024 * 1024, 'could not parse argument to worker_logbuf_size') : 64;
+}
+
+function ranged(x: Record<string, string>, key: string, min: number, max: number, message: string): number {
+  const text = x[key]!;
+  const n = /^\d+$/.test(text) ? Number(text) : NaN;
+  if (!(n >= min && n <= max)) throw new ConfigError(`-o ${key}=${text}: ${message}`);
+  return n;
+}
+
+function positive(x: Record<string, string>, key: string): number {
+  const n = Number(x[key]);
+  if (!(n > 0) || !Number.isFinite(n)) throw new ConfigError(`-o ${key}=${x[key]}: ${key} must be > 0`);
+  return n;
+}
+
 function wholeExtra(c: Config, key: string, unit: string): number {
   const text = c.extras[key];
   if (text === undefined) return 0;
@@ -162,11 +244,21 @@ export function pageSize(c: Config): number {
   return pageSizeFor(Math.floor((c.memoryLimitMb * MB) / c.threads));
 }
 
+/**
+ * How far cache_memlimit can grow the cache, as a multiple of -m. The pages beyond -m are address
+ * space only (the OS commits page memory when it is first written), so this costs no RSS.
+ */
+export const MEMLIMIT_GROWTH = 4;
+
 /** -m is split evenly across the shards. */
 export function shardStoreConfigs(c: Config): StoreConfig[] {
   const memoryBytes = Math.floor((c.memoryLimitMb * MB) / c.threads);
+  const tuning = storeTuning(c);
   return Array.from({ length: c.threads }, (_, shardIndex) => ({
     memoryBytes,
+    // -L fixes the size; else cache_memlimit may grow a shard to this much address space
+    capacityBytes: c.preallocate ? memoryBytes : memoryBytes * MEMLIMIT_GROWTH,
+    tuning,
     pageSize: pageSize(c),
     itemSizeMax: c.maxItemSize,
     growthFactor: c.growthFactor,

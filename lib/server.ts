@@ -8,7 +8,7 @@ import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import type { Credentials } from './auth.js';
 import type { Config } from './config.js';
-import { shardStoreConfigs } from './config.js';
+import { crawlerSettings, shardStoreConfigs, trackSizes } from './config.js';
 import { processStartedNow, serverClock, tickingClockCell } from './clock.js';
 import { Exporter } from './metrics/exporter.js';
 import { serveMetrics } from './metrics/http.js';
@@ -68,13 +68,22 @@ export class Server {
   ) {
     this.shards = shardStoreConfigs(config).map((cfg) => {
       const sab = new SharedArrayBuffer(Store.byteLength(cfg));
-      new Store(sab, cfg, this.clock);
+      const store = new Store(sab, cfg, this.clock);
+      if (config.preallocate) store.commitPages();
+      if (trackSizes(config)) store.setSizeTracking(true);
       return { sab, config: cfg };
     });
     this.locks = newShardLocks(config.threads);
     this.statsBuffers = newThreadStatsBuffers(config.threads);
     this.threads = new ThreadStats(this.statsBuffers, config.threads);
-    Atomics.store(this.threads.shared, Cell.verbosity, config.verbosity);
+    const cells = this.threads.shared;
+    Atomics.store(cells, Cell.verbosity, config.verbosity);
+    const crawler = crawlerSettings(config);
+    Atomics.store(cells, Cell.crawlerEnabled, crawler.enabled ? 1 : 0);
+    Atomics.store(cells, Cell.crawlerSleepUs, crawler.sleepUs);
+    Atomics.store(cells, Cell.crawlerToCrawl, crawler.toCrawl | 0);
+    Atomics.store(cells, Cell.memoryLimitMb, config.memoryLimitMb);
+    Atomics.store(cells, Cell.detailEnabled, config.detailAtStart ? 1 : 0);
     this.exporter = new Exporter(new StatsReporter({ config, clock: this.clock, shards: this.shards, threads: this.threads }), this.threads);
     this.slots = Array.from({ length: config.threads }, (_, t) => {
       const pool = new Piscina({

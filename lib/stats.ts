@@ -4,7 +4,10 @@
  */
 import { chunkMaxFor } from './store/slabs.js';
 import { readShardStats, type ShardStats } from './store/stats.js';
-import { idleTimeout, replyBudgetMb, type Config } from './config.js';
+import { idleTimeout, replyBudgetMb, slabReassign, watcherBufferKb, workerBufferKb, type Config } from './config.js';
+import { Store } from './store/store.js';
+import { DEFAULT_TEMPORARY_TTL } from './store/tuning.js';
+import { SIZE_BUCKET_BYTES } from './store/layout.js';
 import type { ShardMemory } from './shards/shard-access.js';
 import type { Clock } from './store/store.js';
 import { Cell, Field, type ThreadStats } from './threads/thread-stats.js';
@@ -95,6 +98,10 @@ export class StatsReporter {
       case 'slabs':
         return this.slabs();
       case 'sizes':
+        return this.sizes();
+      case 'sizes_enable':
+        return [['sizes_status', 'enabled']];
+      case 'sizes_disable':
         return [['sizes_status', 'disabled']];
       case 'conns':
         return this.conns(conns);
@@ -188,47 +195,66 @@ export class StatsReporter {
 
   settings(): Row[] {
     const cfg = this.source.config;
+    const cells = this.source.threads.shared;
+    const shard0 = this.source.shards[0]!;
+    // an unlocked read of a few header numbers: a setting being changed shows either value
+    const store = new Store(shard0.sab, shard0.config, this.source.clock, true);
+    const t = store.tuning();
+    const onOff = (b: boolean): string => (b ? 'yes' : 'no');
     return [
-      ['maxbytes', cfg.memoryLimitMb * 1024 * 1024],
+      ['maxbytes', Atomics.load(cells, Cell.memoryLimitMb) * 1024 * 1024],
       ['maxconns', cfg.connLimit],
       ['tcpport', cfg.port],
       ['udpport', cfg.udpPort],
       ['inter', cfg.listen ?? 'NULL'],
-      ['verbosity', Atomics.load(this.source.threads.shared, Cell.verbosity)],
+      ['verbosity', Atomics.load(cells, Cell.verbosity)],
       ['oldest', 0],
-      ['evictions', 'on'],
+      ['evictions', t.evict ? 'on' : 'off'],
       ['domain_socket', cfg.unixSocket ?? 'NULL'],
       ['umask', cfg.unixMask.toString(8)],
-      ['shutdown_command', cfg.enableShutdown ? 'yes' : 'no'],
+      ['shutdown_command', onOff(cfg.enableShutdown)],
       ['growth_factor', cfg.growthFactor.toFixed(2)],
       ['chunk_size', cfg.minChunk],
       ['num_threads', cfg.threads],
       ['num_threads_per_udp', cfg.threads],
-      ['stat_key_prefix', ':'],
-      ['detail_enabled', 'no'],
+      ['stat_key_prefix', cfg.prefixDelimiter],
+      ['detail_enabled', onOff(Atomics.load(cells, Cell.detailEnabled) === 1)],
       ['reqs_per_event', cfg.reqsPerEvent],
       ['cas_enabled', 'yes'],
       ['tcp_backlog', cfg.backlog],
       ['binding_protocol', cfg.sasl ? 'binary' : cfg.authFile !== undefined ? 'ascii' : cfg.protocol === 'auto' ? 'auto-negotiate' : cfg.protocol],
-      ['auth_enabled_sasl', cfg.sasl ? 'yes' : 'no'],
+      ['auth_enabled_sasl', onOff(cfg.sasl)],
       ['auth_enabled_ascii', cfg.authFile ?? 'no'],
       ['item_size_max', cfg.maxItemSize],
       ['maxconns_fast', 'yes'],
       ['hashpower_init', 0],
-      ['slab_reassign', 'yes'],
-      ['slab_automove', 1],
-      ['slab_chunk_max', chunkMaxFor(this.source.shards[0]!.config.pageSize)],
-      ['memshard_slab_page_size', this.source.shards[0]!.config.pageSize],
-      ['lru_crawler', 'yes'],
-      ['lru_segmented', 'yes'],
-      ['hot_lru_pct', 20],
-      ['warm_lru_pct', 40],
-      ['flush_enabled', cfg.flushEnabled ? 'yes' : 'no'],
-      ['dump_enabled', cfg.dumpEnabled ? 'yes' : 'no'],
+      ['slab_reassign', onOff(slabReassign(cfg))],
+      ['slab_automove', t.automove],
+      ['slab_automove_ratio', '0.80'],
+      ['slab_automove_window', 30],
+      ['slab_chunk_max', chunkMaxFor(shard0.config.pageSize)],
+      ['lru_crawler', onOff(Atomics.load(cells, Cell.crawlerEnabled) === 1)],
+      ['lru_crawler_sleep', Atomics.load(cells, Cell.crawlerSleepUs)],
+      ['lru_crawler_tocrawl', Atomics.load(cells, Cell.crawlerToCrawl) >>> 0],
+      ['tail_repair_time', 0],
+      ['flush_enabled', onOff(cfg.flushEnabled)],
+      ['dump_enabled', onOff(cfg.dumpEnabled)],
       ['hash_algorithm', 'fnv1a'],
+      ['lru_maintainer_thread', onOff(!('no_lru_maintainer' in cfg.extras))],
+      ['lru_segmented', onOff(t.segmented)],
+      ['hot_lru_pct', t.hotPct],
+      ['warm_lru_pct', t.warmPct],
+      ['hot_max_factor', t.hotMaxFactor.toFixed(2)],
+      ['warm_max_factor', t.warmMaxFactor.toFixed(2)],
+      ['temp_lru', onOff(t.temporaryTtl >= 0)],
+      ['temporary_ttl', t.temporaryTtl >= 0 ? t.temporaryTtl : DEFAULT_TEMPORARY_TTL],
       ['idle_timeout', idleTimeout(cfg)],
+      ['watcher_logbuf_size', watcherBufferKb(cfg) * 1024],
+      ['worker_logbuf_size', workerBufferKb(cfg) * 1024],
       ['read_buf_mem_limit', replyBudgetMb(cfg) * 1024 * 1024],
-      ['track_sizes', 'no'],
+      ['track_sizes', onOff(store.tracksSizes)],
+      ['inline_ascii_response', 'no'],
+      ['memshard_slab_page_size', shard0.config.pageSize],
       ['memshard_shards', cfg.threads],
     ];
   }
@@ -251,6 +277,24 @@ export class StatsReporter {
       for (const f of SLABS_FIELDS) rows.push([`${id}:${f}`, cls[f] ?? 0]);
     }
     rows.push(['active_slabs', active], ['total_malloced', StatsReporter.total(shards, 'total_malloced')]);
+    return rows;
+  }
+
+  /** `stats sizes` (memcached's, with -o track_sizes or after `stats sizes_enable`): items per 32-byte size. */
+  private sizes(): Row[] {
+    let total: number[] | null = null;
+    for (const shard of this.source.shards) {
+      const store = new Store(shard.sab, shard.config, this.source.clock, true);
+      if (!store.tracksSizes) continue;
+      const hist = store.sizeHistogram();
+      total ??= new Array<number>(hist.length).fill(0);
+      for (let i = 0; i < hist.length; i++) total[i]! += hist[i]!;
+    }
+    if (total === null) return [['sizes_status', 'disabled']];
+    const rows: Row[] = [];
+    total.forEach((n, i) => {
+      if (n !== 0) rows.push([String(i * SIZE_BUCKET_BYTES), n]);
+    });
     return rows;
   }
 

@@ -10,10 +10,8 @@ import { MEMCACHED_VERSION, MEMSHARD_VERSION } from '../version.js';
 /** What a flag memshard refuses says (after the flag's name). */
 const REFUSED: Record<string, string> = {
   'enable-coredumps': 'Node cannot raise the core file limit; run `ulimit -c unlimited` before starting',
-  'disable-evictions': 'not supported yet: memshard always evicts when memory is full',
   'lock-memory': 'Node cannot lock its memory (mlockall)',
   'disable-cas': 'not supported: CAS values are always kept',
-  'stats-delimiter': 'per-prefix statistics (stats detail) are not supported yet',
   'memory-file': 'memshard is deliberately not persistent: there is no memory file',
   'enable-ssl': 'TLS is not supported yet',
 };
@@ -33,7 +31,7 @@ const OPTIONS: Array<[string, string | undefined, Options]> = [
   ['enable-coredumps', 'r', flag('maximize core file limit (refused)')],
   ['user', 'u', { type: 'string', describe: 'assume identity of <username> (only when run as root)' }],
   ['memory-limit', 'm', num('item memory in megabytes, split across the shards', 64)],
-  ['disable-evictions', 'M', flag('return error on memory exhausted instead of evicting (refused)')],
+  ['disable-evictions', 'M', flag('return error on memory exhausted instead of evicting')],
   ['conn-limit', 'c', num('max simultaneous connections', 1024)],
   ['lock-memory', 'k', flag('lock down all paged memory (refused)')],
   ['verbose', 'v', { type: 'count', describe: 'verbose (print errors/warnings); -vv also prints client commands' }],
@@ -42,8 +40,8 @@ const OPTIONS: Array<[string, string | undefined, Options]> = [
   ['pidfile', 'P', { type: 'string', describe: 'save PID in <file>, only used with -d option' }],
   ['slab-growth-factor', 'f', num('chunk size growth factor', 1.25)],
   ['slab-min-size', 'n', num('min space used for key+value+flags', 48)],
-  ['enable-largepages', 'L', flag('try to use large memory pages (memory is allocated at start either way)')],
-  ['stats-delimiter', 'D', { type: 'string', describe: 'delimiter between key prefixes and IDs for stats detail (refused)' }],
+  ['enable-largepages', 'L', flag('preallocate the item memory at start (cache_memlimit cannot change it then)')],
+  ['stats-delimiter', 'D', { type: 'string', describe: 'Use <char> as the delimiter between key prefixes and IDs. This is used for per-prefix stats reporting. The default is ":" (colon). If this option is specified, stats collection is turned on automatically; if not, then it may be turned on by sending the "stats detail on" command to the server.' }],
   ['threads', 't', num('number of threads: each serves connections and owns one shard', 4)],
   ['max-reqs-per-event', 'R', num('maximum number of requests per event, limits the requests processed per connection to prevent starvation', 20)],
   ['disable-cas', 'C', flag('disable use of CAS (refused)')],
@@ -53,7 +51,7 @@ const OPTIONS: Array<[string, string | undefined, Options]> = [
   ['enable-sasl', 'S', flag('turn on SASL PLAIN authentication (binary protocol only)')],
   ['disable-flush-all', 'F', flag('disable flush_all command')],
   ['disable-dumping', 'X', flag('disable stats cachedump and lru_crawler metadump')],
-  ['disable-watch', 'W', flag('disable watch commands (memshard has none yet)')],
+  ['disable-watch', 'W', flag('disable watch commands (live logging)')],
   ['auth-file', 'Y', { type: 'string', describe: 'enable ASCII protocol authentication; format: user:pass lines' }],
   ['memory-file', 'e', { type: 'string', describe: 'mmap a file for item memory (refused)' }],
   ['enable-ssl', 'Z', flag('enable TLS/SSL (refused: not supported yet)')],
@@ -138,6 +136,11 @@ export function parseArgs(argv: string[]): Parsed {
     user: args['user'] as string | undefined,
     unixSocket: args['unix-socket'] as string | undefined,
     unixMask: octal('-a/--unix-mask', String(args['unix-mask'])),
+    evictions: args['disable-evictions'] !== true,
+    preallocate: args['enable-largepages'] === true,
+    watchEnabled: args['disable-watch'] !== true,
+    prefixDelimiter: (args['stats-delimiter'] as string | undefined) ?? ':',
+    detailAtStart: args['stats-delimiter'] !== undefined,
     extras: parseExtras(args['extended'] as string[]),
   });
   return { kind: 'run', config };

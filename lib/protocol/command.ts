@@ -89,4 +89,5 @@ export type LocalCommand =
   | { kind: 'stats'; group: string; args: string[] }
   | { kind: 'flush_all'; delay: number; noreply: boolean }
   | { kind: 'debug'; args: string[] }
-  | { kind: 'lru_crawler'; args: string[] };
+  | { kind: 'operator'; name: 'slabs' | 'lru' | 'lru_crawler' | 'cache_memlimit'; args: string[] }
+  | { kind: 'watch'; args: string[] };

@@ -53,7 +53,8 @@ export const Errors = {
 const Cmd = {
   None: 0, Get: 1, Gets: 2, Gat: 3, Gats: 4, Set: 5, Add: 6, Replace: 7, Append: 8, Prepend: 9, Cas: 10,
   Delete: 11, Incr: 12, Decr: 13, Touch: 14, FlushAll: 15, Version: 16, Quit: 17, Verbosity: 18, Stats: 19,
-  Shutdown: 20, Debug: 21, Mg: 22, Ms: 23, Md: 24, Ma: 25, Mn: 26, Me: 27, LruCrawler: 28,
+  Shutdown: 20, Debug: 21, Mg: 22, Ms: 23, Md: 24, Ma: 25, Mn: 26, Me: 27, LruCrawler: 28, Slabs: 29, Lru: 30,
+  CacheMemlimit: 31, Watch: 32,
 } as const;
 type CmdId = (typeof Cmd)[keyof typeof Cmd];
 const COMMAND_NAMES: Array<[string, CmdId]> = [
@@ -62,7 +63,8 @@ const COMMAND_NAMES: Array<[string, CmdId]> = [
   ['delete', Cmd.Delete], ['incr', Cmd.Incr], ['decr', Cmd.Decr], ['touch', Cmd.Touch], ['flush_all', Cmd.FlushAll],
   ['version', Cmd.Version], ['quit', Cmd.Quit], ['verbosity', Cmd.Verbosity], ['stats', Cmd.Stats],
   ['shutdown', Cmd.Shutdown], ['debug', Cmd.Debug], ['mg', Cmd.Mg], ['ms', Cmd.Ms], ['md', Cmd.Md], ['ma', Cmd.Ma],
-  ['mn', Cmd.Mn], ['me', Cmd.Me], ['lru_crawler', Cmd.LruCrawler],
+  ['mn', Cmd.Mn], ['me', Cmd.Me], ['lru_crawler', Cmd.LruCrawler], ['slabs', Cmd.Slabs], ['lru', Cmd.Lru],
+  ['cache_memlimit', Cmd.CacheMemlimit], ['watch', Cmd.Watch],
 ];
 /** Names by length and first byte; each candidate is then compared in full. */
 const COMMANDS_BY_HEAD = new Map<number, Array<[Buffer, CmdId]>>();
@@ -176,7 +178,16 @@ export class TextParser {
       case Cmd.Debug:
         return this.localCmd({ kind: 'debug', args: this.rest(buf, 1, n) });
       case Cmd.LruCrawler:
-        return this.localCmd({ kind: 'lru_crawler', args: this.rest(buf, 1, n) });
+        return this.localCmd({ kind: 'operator', name: 'lru_crawler', args: this.rest(buf, 1, n) });
+      case Cmd.Slabs:
+        return this.localCmd({ kind: 'operator', name: 'slabs', args: this.rest(buf, 1, n) });
+      case Cmd.Lru:
+        // memcached answers a bare `lru` with ERROR before looking further
+        return n < 2 ? this.fail(Errors.error) : this.localCmd({ kind: 'operator', name: 'lru', args: this.rest(buf, 1, n) });
+      case Cmd.CacheMemlimit:
+        return n !== 2 && n !== 3 ? this.fail(Errors.error) : this.localCmd({ kind: 'operator', name: 'cache_memlimit', args: this.rest(buf, 1, n) });
+      case Cmd.Watch:
+        return this.localCmd({ kind: 'watch', args: this.rest(buf, 1, n) });
       case Cmd.Shutdown:
         if (n === 1) return this.localCmd({ kind: 'shutdown', mode: 'immediate' });
         if (n === 2 && this.tok(buf, 1) === 'graceful') return this.localCmd({ kind: 'shutdown', mode: 'graceful' });

@@ -4,6 +4,7 @@
  * memcdump reads). Both walk each shard in slices of hash buckets under the shard's lock, so a
  * command of another thread on that shard waits for one slice at most.
  */
+import { MF_KEY_BINARY } from '../store/layout.js';
 import type { Store } from '../store/store.js';
 
 const BUCKETS_PER_SLICE = 4096;
@@ -63,6 +64,21 @@ export function metadump(d: Dumping, classes: ReadonlySet<number> | null): strin
     return true;
   });
   return `${lines.join('')}END\r\n`;
+}
+
+/**
+ * `lru_crawler mgdump` (memcached 1.6.45): an `mg` line per live key (base64 with ` b` for keys
+ * stored in binary), ready to be sent back as requests; `EN` ends it.
+ */
+export function mgdump(d: Dumping, classes: ReadonlySet<number> | null): string {
+  const lines: string[] = [];
+  eachLive(d, (store, ref) => {
+    if (classes !== null && !classes.has(store.memcachedClassOf(ref))) return true;
+    const key = Buffer.from(store.keyOf(ref));
+    lines.push((store.metaFlags(ref) & MF_KEY_BINARY) !== 0 ? `mg ${key.toString('base64')} b\r\n` : `mg ${key.toString('latin1')}\r\n`);
+    return true;
+  });
+  return `${lines.join('')}EN\r\n`;
 }
 
 /** `stats cachedump`: up to `limit` items (0: no limit) of memshard's slab class `cls`. */

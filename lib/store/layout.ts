@@ -59,6 +59,8 @@ export const SEG_MASK = 3 << SEG_SHIFT;
 export const HOT = 0;
 export const WARM = 1;
 export const COLD = 2;
+/** memcached's TEMP_LRU (-o temporary_ttl): short-TTL items, never bumped, only reclaimed when dead. */
+export const TEMP = 3;
 
 // Header slots (Float64 indices).
 export const H_MAGIC = 0;
@@ -70,7 +72,27 @@ export const H_CRAWL_POS = 5; // next bucket the crawler looks at
 export const H_NUM_CLASSES = 6;
 export const H_PAGES = 7;
 export const H_PAGE_SIZE = 8;
-export const HEADER_F64_SLOTS = 16;
+// Tuning (memcached's runtime settings; written at start, changed by `lru`, `slabs automove`,
+// `cache_memlimit`...; kept when the shard is re-initialised).
+export const H_AUTOMOVE = 9; // slab_automove 0|1|2
+export const H_HOT_PCT = 10;
+export const H_WARM_PCT = 11;
+export const H_HOT_FACTOR = 12; // hot_max_factor
+export const H_WARM_FACTOR = 13; // warm_max_factor
+export const H_TEMP_TTL = 14; // temporary_ttl, -1 = no TEMP LRU
+export const H_SEGMENTED = 15; // 1 = segmented LRU, 0 = flat
+export const H_EVICT = 16; // 1 = evict to make room, 0 = -M (out of memory error)
+export const H_PAGE_LIMIT = 17; // pages the shard may use (cache_memlimit)
+export const H_FREE_PAGES = 18; // pages below H_PAGES_USED that no class owns (the global page pool)
+export const H_SIZES_CAS_MIN = 19; // stats sizes: items with a CAS >= this are counted, -1 = off
+export const HEADER_F64_SLOTS = 32;
+/** Tuning slots, in the order they are saved and restored over a re-initialisation. */
+export const TUNING_SLOTS: readonly number[] = [
+  H_AUTOMOVE, H_HOT_PCT, H_WARM_PCT, H_HOT_FACTOR, H_WARM_FACTOR, H_TEMP_TTL, H_SEGMENTED, H_EVICT,
+  H_PAGE_LIMIT, H_SIZES_CAS_MIN,
+];
+/** memcached's `stats sizes` granularity (bytes). */
+export const SIZE_BUCKET_BYTES = 32;
 export const MAGIC = 0x6d656d73; // "mems"
 
 /**
@@ -112,20 +134,23 @@ export const CLASS_F64_SLOTS = 32;
 export const CLASS_TABLE_ENTRIES = 64;
 
 // Per-class allocator / LRU state (Uint32, indices relative to the class's block).
-// Segment s has its head at 2s, tail at 2s+1 and count at K_COUNT + s.
-export const K_COUNT = 6;
-export const K_FREE_HEAD = 9; // free chunk list (linked through I_HNEXT)
-export const K_FREE_COUNT = 10;
-export const K_CARVE_PAGE = 11; // page being carved + 1, 0 = none
-export const K_CARVE_NEXT = 12; // next uncarved chunk index in that page
-export const K_TOTAL_PAGES = 13;
-export const K_CHUNK_SIZE = 14;
-export const K_PER_PAGE = 15;
-export const K_CHUNKS = 16; // continuation chunks in use (chained items' chunks beyond the head)
+// Segment s (HOT WARM COLD TEMP) has its head at 2s, tail at 2s+1 and count at K_COUNT + s.
+export const K_COUNT = 8;
+export const K_FREE_HEAD = 12; // free chunk list (linked through I_HNEXT)
+export const K_FREE_COUNT = 13;
+export const K_CARVE_PAGE = 14; // page being carved + 1, 0 = none
+export const K_CARVE_NEXT = 15; // next uncarved chunk index in that page
+export const K_TOTAL_PAGES = 16;
+export const K_CHUNK_SIZE = 17;
+export const K_PER_PAGE = 18;
+export const K_CHUNKS = 19; // continuation chunks in use (chained items' chunks beyond the head)
 export const CLASS_U32_SLOTS = 32;
 
 export interface LayoutConfig {
+  /** The shard's share of -m: sizes the hash table and the first page limit. */
   memoryBytes: number;
+  /** Address space reserved for the pages (>= memoryBytes): how far cache_memlimit can grow. */
+  capacityBytes?: number;
   pageSize: number;
   itemSizeMax: number;
   growthFactor: number;
@@ -140,6 +165,10 @@ export interface Layout {
   classF64: number; // Float64 index of class 0's stats block
   classU32: number; // Uint32 index of class 0's state block
   pageTableU32: number; // Uint32 index of page 0's owner class
+  sizesU32: number; // Uint32 index of the `stats sizes` histogram
+  sizeBuckets: number;
+  /** Pages -m gives the shard (pages is what its address space holds). */
+  pageLimit: number;
   bucketsU32: number; // Uint32 index of bucket 0
   bucketCount: number; // power of two
   pageAreaByte: number; // 4 KiB aligned
@@ -153,10 +182,11 @@ function align(n: number, a: number): number {
 export function computeLayout(cfg: LayoutConfig): Layout {
   const pageSize = cfg.pageSize;
   if (!(pageSize >= 1024) || pageSize % 8 !== 0) throw new RangeError(`bad pageSize ${pageSize}`);
-  const pages = Math.max(1, Math.floor(cfg.memoryBytes / pageSize));
+  const pageLimit = Math.max(1, Math.floor(cfg.memoryBytes / pageSize));
+  const pages = Math.max(pageLimit, Math.floor((cfg.capacityBytes ?? 0) / pageSize));
   const classSizes = slabLadder(ITEM_HEADER_BYTES, cfg.minChunk, cfg.growthFactor, pageSize);
-  // One bucket per item the pages could hold at most (all in the smallest class): chains stay short.
-  const maxItems = Math.ceil((pages * pageSize) / classSizes[0]!);
+  // One bucket per item -m could hold at most (all in the smallest class): chains stay short.
+  const maxItems = Math.ceil((pageLimit * pageSize) / classSizes[0]!);
   let bucketCount = 1024;
   while (bucketCount < maxItems) bucketCount *= 2;
 
@@ -168,7 +198,10 @@ export function computeLayout(cfg: LayoutConfig): Layout {
   const classU32 = byte / 4;
   byte += CLASS_TABLE_ENTRIES * CLASS_U32_SLOTS * 4;
   const pageTableU32 = byte / 4;
-  byte = align(byte + pages * 4, 8);
+  byte += pages * 4;
+  const sizesU32 = byte / 4;
+  const sizeBuckets = Math.floor(cfg.itemSizeMax / SIZE_BUCKET_BYTES) + 1;
+  byte = align(byte + sizeBuckets * 4, 8);
   const bucketsU32 = byte / 4;
   byte += bucketCount * 4;
   const pageAreaByte = align(byte, 4096);
@@ -176,7 +209,7 @@ export function computeLayout(cfg: LayoutConfig): Layout {
   // Refs are byte offset / 8 in a u32: 32 GiB per shard at most.
   if (byteLength / 8 >= 2 ** 32) throw new RangeError('shard too large (max 32 GiB)');
   return {
-    pages, pageSize, classSizes, countersF64, classF64, classU32, pageTableU32, bucketsU32,
+    pages, pageSize, classSizes, countersF64, classF64, classU32, pageTableU32, sizesU32, sizeBuckets, pageLimit, bucketsU32,
     bucketCount, pageAreaByte, byteLength,
   };
 }

@@ -13,10 +13,13 @@ import { fnv1a32 } from '../hash.js';
 import { memcachedItemSize } from '../protocol/command.js';
 import { PAGE_SIZE_MAX, slabLadder } from './slabs.js';
 import { parseU64 } from '../protocol/text.js';
+import { DEFAULT_TUNING, type StoreTuning } from './tuning.js';
 import {
   B_CLSID, B_IFLAGS, B_KEY, B_META, B_NKEY, C, CHUNK_HEADER_BYTES, CLASS_F64_SLOTS, CLASS_TABLE_ENTRIES,
   CLASS_U32_SLOTS, COLD, COUNTER_SLOTS, COUNTERS_KEPT_ON_RESET, F_CAS, HOT, H_CAS_SEQ, H_CRAWL_POS,
   H_FLUSH_CAS, H_FLUSH_TIME, H_MAGIC, H_NUM_CLASSES, H_PAGES, H_PAGES_USED, H_PAGE_SIZE, IF_ACTIVE,
+  H_AUTOMOVE, H_EVICT, H_FREE_PAGES, H_HOT_FACTOR, H_HOT_PCT, H_PAGE_LIMIT, H_SEGMENTED, H_SIZES_CAS_MIN,
+  H_TEMP_TTL, H_WARM_FACTOR, H_WARM_PCT, SIZE_BUCKET_BYTES, TEMP, TUNING_SLOTS,
   IF_CHUNK, IF_FETCHED, IF_LINKED, ITEM_HEADER_BYTES, I_ATIME, I_CFLAGS, I_CHAIN, I_CHEAD, I_CNEXT,
   I_EXPTIME, I_HNEXT, I_NEXT, I_PREV, I_UTIME, I_VLEN, K_CARVE_NEXT, K_CARVE_PAGE, K_CHUNKS,
   K_CHUNK_SIZE, K_COUNT, K_FREE_COUNT, K_FREE_HEAD, K_PER_PAGE, K_TOTAL_PAGES, MAGIC, MF_KEY_BINARY, MF_STALE,
@@ -26,6 +29,10 @@ import {
 
 export interface StoreConfig {
   memoryBytes: number;
+  /** Address space for pages beyond -m's share, so cache_memlimit can grow the shard. */
+  capacityBytes?: number;
+  /** Settings at start (kept over a re-initialisation once set). */
+  tuning?: StoreTuning;
   pageSize: number;
   itemSizeMax: number;
   growthFactor: number;
@@ -67,8 +74,8 @@ const NO_OPTIONS: StoreOptions = {};
 const REALTIME_MAXDELTA = 2592000;
 /** An item in HOT/WARM is relinked on hit at most this often (memcached's ITEM_UPDATE_INTERVAL). */
 const BUMP_INTERVAL = 60;
-const HOT_SHARE = 0.2;
-const WARM_SHARE = 0.4;
+/** Tails looked at for a dead item to reuse: TEMP's first, its items are never evicted. */
+const RECLAIM_ORDER = [TEMP, COLD, WARM, HOT] as const;
 /** How many tail items allocation inspects for an expired one before evicting. */
 const TAIL_SEARCH = 5;
 /** Segment moves done per link: bounds the work of one store while keeping caps converging. */
@@ -105,6 +112,8 @@ export class Store {
   private readonly cf: number; // Float64 index of class 0 stats
   private readonly cu: number; // Uint32 index of class 0 state
   private readonly pt: number; // Uint32 index of the page table
+  private readonly sz: number; // Uint32 index of the `stats sizes` histogram
+  private readonly sizeBuckets: number;
   private readonly bk: number; // Uint32 index of bucket 0
   private readonly mask: number;
   private readonly bucketCount: number;
@@ -113,8 +122,8 @@ export class Store {
   private readonly maxChunk: number;
   /** Value bytes a continuation chunk holds. */
   private readonly contData: number;
-  /** Chunks of the largest class the whole shard has room for. */
-  private readonly maxChainChunks: number;
+  /** Largest-class chunks one page holds (a chained item may use at most a page limit of them). */
+  private readonly chunksPerPage: number;
   private readonly casMul: number;
   private readonly casAdd: number;
   /** Mirrors of the header's flush state, read on every lookup. */
@@ -158,6 +167,8 @@ export class Store {
     this.cf = L.classF64;
     this.cu = L.classU32;
     this.pt = L.pageTableU32;
+    this.sz = L.sizesU32;
+    this.sizeBuckets = L.sizeBuckets;
     this.bk = L.bucketsU32;
     this.bucketCount = L.bucketCount;
     this.mask = L.bucketCount - 1;
@@ -165,15 +176,16 @@ export class Store {
     this.nClasses = L.classSizes.length;
     this.maxChunk = L.classSizes[L.classSizes.length - 1]!;
     this.contData = this.maxChunk - CHUNK_HEADER_BYTES;
-    this.maxChainChunks = L.pages * Math.floor(L.pageSize / this.maxChunk);
+    this.chunksPerPage = Math.floor(L.pageSize / this.maxChunk);
     this.casMul = cfg.shardCount;
     this.casAdd = cfg.shardIndex + 1;
-    if (!attach) this.init(L.pageSize, L.pageAreaByte);
+    if (!attach) this.init(L.pageSize, L.pageAreaByte, L.pageLimit, cfg.tuning ?? DEFAULT_TUNING);
   }
 
-  private init(pageSize: number, pageAreaByte: number): void {
+  private init(pageSize: number, pageAreaByte: number, pageLimit: number, tuning: StoreTuning): void {
     const f = this.f64;
     const seq = f[H_CAS_SEQ]!;
+    const kept = f[H_MAGIC] === MAGIC ? TUNING_SLOTS.map((slot) => f[slot]!) : null;
     if (f[H_MAGIC] === MAGIC) {
       // A previous store used this buffer: wipe all metadata (index included), never the pages.
       this.u32.fill(0, 0, pageAreaByte / 4);
@@ -191,7 +203,149 @@ export class Store {
       this.u32[cs + K_CHUNK_SIZE] = size;
       this.u32[cs + K_PER_PAGE] = Math.floor(pageSize / size);
     }
+    if (kept !== null) {
+      TUNING_SLOTS.forEach((slot, i) => (f[slot] = kept[i]!));
+    } else {
+      this.tune(tuning);
+      f[H_PAGE_LIMIT] = pageLimit;
+      f[H_SIZES_CAS_MIN] = -1;
+    }
     f[H_MAGIC] = MAGIC;
+  }
+
+  // ---- tuning (memcached's runtime settings) ----------------------------------------------
+
+  tuning(): StoreTuning {
+    const f = this.f64;
+    return {
+      automove: f[H_AUTOMOVE]!,
+      hotPct: f[H_HOT_PCT]!,
+      warmPct: f[H_WARM_PCT]!,
+      hotMaxFactor: f[H_HOT_FACTOR]!,
+      warmMaxFactor: f[H_WARM_FACTOR]!,
+      temporaryTtl: f[H_TEMP_TTL]!,
+      segmented: f[H_SEGMENTED] === 1,
+      evict: f[H_EVICT] === 1,
+    };
+  }
+
+  tune(t: Partial<StoreTuning>): void {
+    const f = this.f64;
+    if (t.automove !== undefined) f[H_AUTOMOVE] = t.automove;
+    if (t.hotPct !== undefined) f[H_HOT_PCT] = t.hotPct;
+    if (t.warmPct !== undefined) f[H_WARM_PCT] = t.warmPct;
+    if (t.hotMaxFactor !== undefined) f[H_HOT_FACTOR] = t.hotMaxFactor;
+    if (t.warmMaxFactor !== undefined) f[H_WARM_FACTOR] = t.warmMaxFactor;
+    if (t.temporaryTtl !== undefined) f[H_TEMP_TTL] = t.temporaryTtl;
+    if (t.segmented !== undefined) f[H_SEGMENTED] = t.segmented ? 1 : 0;
+    if (t.evict !== undefined) f[H_EVICT] = t.evict ? 1 : 0;
+  }
+
+  get pageSize(): number {
+    return this.pageRefs * 8;
+  }
+
+  /**
+   * `lru_crawler crawl`: over `count` hash buckets from `from`, removes the dead items of the
+   * classes (null = all), at most `perClass` looked at per class (0 = no limit; `seen` counts them
+   * over calls). The next bucket, or -1 after the last.
+   */
+  reclaimDead(from: number, count: number, classes: ReadonlySet<number> | null, perClass: number, seen: Map<number, number>): number {
+    this.now = this.clock.now();
+    const u32 = this.u32;
+    const end = Math.min(this.bucketCount, from + count);
+    let checked = 0;
+    for (let b = from; b < end; b++) {
+      for (let r = u32[this.bk + b]!; r !== 0; ) {
+        const next = u32[r * 2 + I_HNEXT]!;
+        const cls = this.u8[r * 8 + B_CLSID]!;
+        const n = seen.get(cls) ?? 0;
+        if ((classes === null || classes.has(cls)) && (perClass === 0 || n < perClass)) {
+          seen.set(cls, n + 1);
+          checked++;
+          if (this.dead(r) !== 0) this.crawlerReclaim(r);
+        }
+        r = next;
+      }
+    }
+    this.f64[this.cnt + C.crawler_items_checked]! += checked;
+    return end >= this.bucketCount ? -1 : end;
+  }
+
+  /** -L: writes the page memory -m gives the shard, so the OS commits it now. */
+  commitPages(): void {
+    const start = this.pageRef0 * 8;
+    this.u8.fill(0, start, start + this.f64[H_PAGE_LIMIT]! * this.pageSize);
+  }
+
+  /** Pages the shard may use, and how many its address space holds. */
+  get pageLimit(): number {
+    return this.f64[H_PAGE_LIMIT]!;
+  }
+
+  get pageCapacity(): number {
+    return this.pages;
+  }
+
+  /**
+   * cache_memlimit: the shard may use `pages` pages. Shrinking empties the pages beyond it at once
+   * (evicting their items, oldest data first) into the free pool; false if beyond the capacity.
+   */
+  setPageLimit(pages: number): boolean {
+    if (!(pages >= 1 && pages <= this.pages)) return false;
+    this.now = this.clock.now();
+    const f = this.f64;
+    f[H_PAGE_LIMIT] = pages;
+    while (f[H_PAGES_USED]! - f[H_FREE_PAGES]! > pages) {
+      const v = this.richestClass();
+      if (v === 0) break;
+      this.takePage(v, this.pageToTake(v));
+      f[H_FREE_PAGES]!++;
+    }
+    return true;
+  }
+
+  /**
+   * `slabs reassign src dst`: moves one page of class src (evicting its items) to class dst, or to
+   * the free pool when dst is 0; src -1 picks the class with the most pages.
+   */
+  reassign(src: number, dst: number): 'ok' | 'badclass' | 'nospare' | 'same' {
+    if (src === dst) return 'same';
+    this.now = this.clock.now();
+    const from = src === -1 ? this.richestClass(dst) : src;
+    const valid = (c: number): boolean => Number.isInteger(c) && c >= 0 && c <= this.nClasses;
+    if (!valid(from) || !valid(dst)) return 'badclass';
+    const f = this.f64;
+    // class 0 is memcached's global page pool; like any class it must keep a page
+    const spare = from === 0 ? f[H_FREE_PAGES]! : this.u32[this.cu + from * CLASS_U32_SLOTS + K_TOTAL_PAGES]!;
+    if (spare < 2) return 'nospare';
+    let page: number;
+    if (from === 0) {
+      page = this.freePage(f[H_PAGES_USED]!);
+      f[H_FREE_PAGES]!--;
+    } else {
+      page = this.pageToTake(from);
+      this.takePage(from, page);
+    }
+    if (dst === 0) f[H_FREE_PAGES]!++;
+    else this.givePage(dst, page);
+    this.f64[this.cnt + C.slabs_moved]!++;
+    return 'ok';
+  }
+
+  /** `stats sizes_enable` / track_sizes: count items stored from now on, by 32-byte size bucket. */
+  setSizeTracking(on: boolean): void {
+    this.u32.fill(0, this.sz, this.sz + this.sizeBuckets);
+    this.f64[H_SIZES_CAS_MIN] = on ? this.f64[H_CAS_SEQ]! * this.casMul + this.casAdd : -1;
+  }
+
+  get tracksSizes(): boolean {
+    return this.f64[H_SIZES_CAS_MIN] !== -1;
+  }
+
+  /** Count per size bucket (bucket i holds items of memcached size (32(i-1), 32i]). */
+  sizeHistogram(): Uint32Array {
+    return this.u32.subarray(this.sz, this.sz + this.sizeBuckets);
   }
 
   // ---- public API -------------------------------------------------------------------------
@@ -442,13 +596,7 @@ export class Store {
       while (r !== 0) {
         const next = u32[r * 2 + I_HNEXT]!;
         checked++;
-        if (this.dead(r) !== 0) {
-          const sc = this.cf + this.u8[r * 8 + B_CLSID]! * CLASS_F64_SLOTS;
-          this.f64[sc + S.crawler_reclaimed]!++;
-          this.f64[sc + S.reclaimed]!++;
-          if ((this.u8[r * 8 + B_IFLAGS]! & IF_FETCHED) === 0) this.f64[sc + S.expired_unfetched]!++;
-          this.remove(r);
-        }
+        if (this.dead(r) !== 0) this.crawlerReclaim(r);
         r = next;
       }
       pos = (pos + 1) & this.mask;
@@ -456,6 +604,14 @@ export class Store {
     this.f64[H_CRAWL_POS] = pos;
     this.f64[this.cnt + C.crawler_items_checked]! += checked;
     return checked;
+  }
+
+  private crawlerReclaim(r: number): void {
+    const sc = this.cf + this.u8[r * 8 + B_CLSID]! * CLASS_F64_SLOTS;
+    this.f64[sc + S.crawler_reclaimed]!++;
+    this.f64[sc + S.reclaimed]!++;
+    if ((this.u8[r * 8 + B_IFLAGS]! & IF_FETCHED) === 0) this.f64[sc + S.expired_unfetched]!++;
+    this.remove(r);
   }
 
   /**
@@ -799,7 +955,8 @@ export class Store {
     const b = ref * 8;
     this.u8[b + B_IFLAGS] = IF_LINKED;
     const cs = this.cu + cls * CLASS_U32_SLOTS;
-    this.pushHead(cs, HOT, ref);
+    this.pushHead(cs, this.segmentForNew(ref), ref);
+    this.trackSize(ref, 1);
     const size = this.itemBytes(this.u8[b + B_NKEY]!, this.u32[ref * 2 + I_VLEN]!);
     const f = this.f64;
     f[this.cnt + C.curr_items]!++;
@@ -807,6 +964,28 @@ export class Store {
     f[this.cnt + C.bytes]! += size;
     f[this.cf + cls * CLASS_F64_SLOTS + S.mem_requested]! += size;
     this.maintain(cls);
+  }
+
+  /** TEMP for a short TTL when the TEMP LRU is on, else HOT (COLD in flat mode), as memcached links. */
+  private segmentForNew(ref: number): number {
+    const f = this.f64;
+    const exp = this.i32[ref * 2 + I_EXPTIME]!;
+    const tempTtl = f[H_TEMP_TTL]!;
+    if (tempTtl >= 0 && exp !== 0 && exp - this.now <= tempTtl) return TEMP;
+    return f[H_SEGMENTED] === 1 ? HOT : COLD;
+  }
+
+  /** `stats sizes`: counts an item linked (+1) or unlinked (-1) since tracking began. */
+  private trackSize(ref: number, delta: number): void {
+    const min = this.f64[H_SIZES_CAS_MIN]!;
+    if (min < 0 || this.f64[ref + F_CAS]! <= min) return;
+    const w = ref * 2;
+    const total = memcachedItemSize(this.u8[ref * 8 + B_NKEY]!, this.u32[w + I_VLEN]!, this.u32[w + I_CFLAGS]!);
+    const bucket = Math.ceil(total / SIZE_BUCKET_BYTES);
+    if (bucket >= this.sizeBuckets) return;
+    const i = this.sz + bucket;
+    // an item's CAS can change after it was counted (meta E): never wrap below zero
+    if (delta > 0 || this.u32[i]! > 0) this.u32[i]! += delta;
   }
 
   /**
@@ -835,6 +1014,7 @@ export class Store {
     }
     const cls = u8[b + B_CLSID]!;
     this.lruRemove(this.cu + cls * CLASS_U32_SLOTS, ref);
+    this.trackSize(ref, -1);
     u8[b + B_IFLAGS] = u8[b + B_IFLAGS]! & ~IF_LINKED;
     const size = this.itemBytes(nkey, u32[ref * 2 + I_VLEN]!);
     const f = this.f64;
@@ -902,7 +1082,7 @@ export class Store {
     const cls = this.nClasses;
     const held = this.held;
     held.length = 0;
-    if (conts + 1 > this.maxChainChunks) {
+    if (conts + 1 > this.f64[H_PAGE_LIMIT]! * this.chunksPerPage) {
       this.f64[this.cf + cls * CLASS_F64_SLOTS + S.outofmemory]!++;
       return 0;
     }
@@ -996,7 +1176,9 @@ export class Store {
     const seg = (fl & SEG_MASK) >> SEG_SHIFT;
     const ai = ref * 2 + I_ATIME;
     const cls = u8[ref * 8 + B_CLSID]!;
-    if (seg === COLD) {
+    if (seg === TEMP) {
+      u8[fb] = fl | IF_FETCHED | IF_ACTIVE; // memcached never bumps TEMP items
+    } else if (seg === COLD && this.f64[H_SEGMENTED] === 1) {
       if ((fl & IF_ACTIVE) !== 0) {
         u8[fb] = (fl | IF_FETCHED) & ~IF_ACTIVE;
         this.move(this.cu + cls * CLASS_U32_SLOTS, ref, WARM);
@@ -1011,15 +1193,29 @@ export class Store {
     this.i32[ai] = this.now;
   }
 
-  /** Keeps HOT <= 20% and WARM <= 40% of the class's items by moving tails down. */
+  /**
+   * Keeps HOT and WARM within hot_lru_pct / warm_lru_pct of the class's items, and moves down their
+   * tails once idle longer than COLD's tail age times hot_max_factor / warm_max_factor (memcached's
+   * LRU maintainer, done a few moves per link instead of in a thread).
+   */
   private maintain(cls: number): void {
+    const f = this.f64;
+    if (f[H_SEGMENTED] !== 1) return;
     const u32 = this.u32;
     const u8 = this.u8;
     const cs = this.cu + cls * CLASS_U32_SLOTS;
     const sf = this.cf + cls * CLASS_F64_SLOTS;
     const total = u32[cs + K_COUNT + HOT]! + u32[cs + K_COUNT + WARM]! + u32[cs + K_COUNT + COLD]!;
+    const coldTail = u32[cs + 2 * COLD + 1]!;
+    // an empty or just-touched COLD gives no age to compare with (memcached's rule would then drain HOT)
+    const coldAge = coldTail !== 0 ? this.now - this.i32[coldTail * 2 + I_ATIME]! || Infinity : Infinity;
+    const tooMany = (seg: number, pct: number, factor: number): boolean => {
+      const n = u32[cs + K_COUNT + seg]!;
+      if (n === 0) return false;
+      return n > (total * pct) / 100 || this.now - this.i32[u32[cs + 2 * seg + 1]! * 2 + I_ATIME]! > coldAge * factor;
+    };
     let moves = 0;
-    while (u32[cs + K_COUNT + HOT]! > total * HOT_SHARE && moves++ < MAINTAIN_MOVES) {
+    while (moves++ < MAINTAIN_MOVES && tooMany(HOT, f[H_HOT_PCT]!, f[H_HOT_FACTOR]!)) {
       const t = u32[cs + 2 * HOT + 1]!;
       const fb = t * 8 + B_IFLAGS;
       if ((u8[fb]! & IF_ACTIVE) !== 0) {
@@ -1032,7 +1228,7 @@ export class Store {
       }
     }
     moves = 0;
-    while (u32[cs + K_COUNT + WARM]! > total * WARM_SHARE && moves++ < MAINTAIN_MOVES) {
+    while (moves++ < MAINTAIN_MOVES && tooMany(WARM, f[H_WARM_PCT]!, f[H_WARM_FACTOR]!)) {
       const t = u32[cs + 2 * WARM + 1]!;
       const fb = t * 8 + B_IFLAGS;
       if ((u8[fb]! & IF_ACTIVE) !== 0) {
@@ -1065,20 +1261,34 @@ export class Store {
     }
     r = this.carve(cs);
     if (r !== 0) return r;
-    const used = this.f64[H_PAGES_USED]!;
-    if (used < this.pages) {
-      this.f64[H_PAGES_USED] = used + 1;
-      this.givePage(cls, used);
-      return this.carve(cs);
+    const f = this.f64;
+    const used = f[H_PAGES_USED]!;
+    if (used - f[H_FREE_PAGES]! < f[H_PAGE_LIMIT]!) {
+      if (f[H_FREE_PAGES]! > 0) {
+        f[H_FREE_PAGES]!--;
+        this.givePage(cls, this.freePage(used));
+        return this.carve(cs);
+      }
+      if (used < this.pages) {
+        f[H_PAGES_USED] = used + 1;
+        this.givePage(cls, used);
+        return this.carve(cs);
+      }
     }
-    this.f64[this.cnt + C.direct_reclaims]!++;
+    f[this.cnt + C.direct_reclaims]!++;
     r = this.reclaimTail(cls);
     if (r !== 0) return r;
-    if (this.rebalance(cls)) return this.carve(cs);
-    r = this.evictTail(cls);
+    if (f[H_AUTOMOVE]! > 0 && this.rebalance(cls, f[H_AUTOMOVE] === 2)) return this.carve(cs);
+    r = f[H_EVICT] === 1 ? this.evictTail(cls) : 0;
     if (r !== 0) return r;
     this.f64[this.cf + cls * CLASS_F64_SLOTS + S.outofmemory]!++;
     return 0;
+  }
+
+  /** A page of the free pool (below `used`, owned by no class). */
+  private freePage(used: number): number {
+    for (let p = 0; p < used; p++) if (this.u32[this.pt + p] === 0) return p;
+    throw new Error('free page count out of step with the page table');
   }
 
   /** Next never-used chunk of the class's current page, or 0. */
@@ -1097,6 +1307,8 @@ export class Store {
 
   private givePage(cls: number, page: number): void {
     const cs = this.cu + cls * CLASS_U32_SLOTS;
+    // a page handed over by `slabs reassign` may find the class still carving one: keep its rest
+    for (let r = this.carve(cs); r !== 0; r = this.carve(cs)) this.freeChunk(cs, r);
     this.u32[this.pt + page] = cls;
     this.u32[cs + K_TOTAL_PAGES]!++;
     this.u32[cs + K_CARVE_PAGE] = page + 1;
@@ -1107,7 +1319,8 @@ export class Store {
   private reclaimTail(cls: number): number {
     const cs = this.cu + cls * CLASS_U32_SLOTS;
     let looked = 0;
-    for (let seg = COLD; seg >= HOT && looked < TAIL_SEARCH; seg--) {
+    for (const seg of RECLAIM_ORDER) {
+      if (looked >= TAIL_SEARCH) break;
       let r = this.u32[cs + 2 * seg + 1]!;
       while (r !== 0 && looked < TAIL_SEARCH) {
         if (this.dead(r) !== 0) {
@@ -1171,7 +1384,7 @@ export class Store {
    * twice as old, and 2+ seconds older). Without this, the first value sizes seen would own the
    * memory forever (slab calcification).
    */
-  private rebalance(cls: number): boolean {
+  private rebalance(cls: number, eager: boolean): boolean {
     const u32 = this.u32;
     const cs = this.cu + cls * CLASS_U32_SLOTS;
     const mine = u32[cs + K_TOTAL_PAGES]!;
@@ -1191,7 +1404,7 @@ export class Store {
       const t = this.oldest(vs);
       const age = t === 0 ? Infinity : this.now - this.i32[t * 2 + I_ATIME]!;
       const rich = vp >= 2;
-      if (!needy && !(age >= 2 * myAge && age >= myAge + 2)) continue;
+      if (!needy && !(eager ? age > myAge : age >= 2 * myAge && age >= myAge + 2)) continue;
       // Prefer classes that keep a page afterwards, then the oldest data.
       if (best === 0 || (rich && !bestRich) || (rich === bestRich && age > bestAge)) {
         best = v;
@@ -1200,19 +1413,40 @@ export class Store {
       }
     }
     if (best === 0) return false;
-    const vs = this.cu + best * CLASS_U32_SLOTS;
-    const t = this.oldest(vs);
-    let page = -1;
-    if (t !== 0) {
-      page = Math.floor((t - this.pageRef0) / this.pageRefs);
-    } else {
-      for (let p = 0; p < this.pages; p++) if (u32[this.pt + p] === best) { page = p; break; }
-    }
-    if (page < 0) return false;
+    const page = this.pageToTake(best);
     this.takePage(best, page);
     this.givePage(cls, page);
     this.f64[this.cnt + C.slabs_moved]!++;
     return true;
+  }
+
+  /** The page of class v to give up: the one holding its oldest item, else any of its pages. */
+  private pageToTake(v: number): number {
+    const t = this.oldest(this.cu + v * CLASS_U32_SLOTS);
+    if (t !== 0) return Math.floor((t - this.pageRef0) / this.pageRefs);
+    for (let p = 0; p < this.pages; p++) if (this.u32[this.pt + p] === v) return p;
+    throw new Error(`class ${v} owns no page`);
+  }
+
+  /** The class with the most pages (ties: the oldest data), other than `except`; 0 if none has one. */
+  private richestClass(except = -1): number {
+    let best = 0;
+    let bestPages = 0;
+    let bestAge = -1;
+    for (let v = 1; v <= this.nClasses; v++) {
+      if (v === except) continue;
+      const vs = this.cu + v * CLASS_U32_SLOTS;
+      const pages = this.u32[vs + K_TOTAL_PAGES]!;
+      if (pages === 0 || pages < bestPages) continue;
+      const t = this.oldest(vs);
+      const age = t === 0 ? Infinity : this.now - this.i32[t * 2 + I_ATIME]!;
+      if (pages > bestPages || age > bestAge) {
+        best = v;
+        bestPages = pages;
+        bestAge = age;
+      }
+    }
+    return best;
   }
 
   /** Empties `page` of class v: evicts its live items, forgets its free chunks. */

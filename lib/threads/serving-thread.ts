@@ -15,12 +15,13 @@ import type { KeyCommand, LocalCommand } from '../protocol/command.js';
 import { Errors } from '../protocol/text.js';
 import { HashRing } from '../router.js';
 import { ShardAccess } from '../shards/shard-access.js';
-import { cachedump, metadump, SLAB_CLASS_LIMIT, type Dumping } from '../shards/dump.js';
+import { cachedump, SLAB_CLASS_LIMIT, type Dumping } from '../shards/dump.js';
 import { lock } from '../shards/lock.js';
 import { StatsReporter, type ConnInfo, type Row } from '../stats.js';
 import type { Clock } from '../store/store.js';
 import { MEMCACHED_VERSION } from '../version.js';
 import type { ThreadInit, ToMain, ToThread } from './messages.js';
+import { OperatorCommands } from './operator.js';
 import { Cell, COMMAND_INDEX, Field, PROTOCOLS, ThreadStats, type Protocol } from './thread-stats.js';
 
 /** Items the background crawler inspects per tick; a tick every 100 ms keeps it off the hot path. */
@@ -40,10 +41,11 @@ export class ServingThread implements ConnectionHost {
   readonly clock: Clock;
   readonly sasl: Credentials | null;
   readonly asciiAuth: Credentials | null;
-  private readonly config: Config;
+  readonly config: Config;
   private readonly thread: number;
   private readonly ring: HashRing;
-  private readonly access: ShardAccess;
+  readonly access: ShardAccess;
+  private readonly operator: OperatorCommands;
   private readonly stats: ThreadStats;
   private readonly reporter: StatsReporter;
   private readonly port: MessagePort;
@@ -70,6 +72,7 @@ export class ServingThread implements ConnectionHost {
     this.access = new ShardAccess(init.shards, init.locks, init.thread, this.clock);
     this.stats = new ThreadStats(init.stats, init.config.threads);
     this.reporter = new StatsReporter({ config: init.config, clock: this.clock, shards: init.shards, threads: this.stats });
+    this.operator = new OperatorCommands(this);
     this.port = init.port;
     this.port.on('message', (msg: ToThread) => this.onMessage(msg));
     this.listener = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
@@ -88,7 +91,9 @@ export class ServingThread implements ConnectionHost {
     if (idle > 0) setInterval(() => this.kickIdle(idle), IDLE_CHECK_MS);
     // a shard's crawler runs in the thread with its number; any thread could, under the lock
     if (this.thread < this.access.count) {
-      setInterval(() => this.access.with(this.thread, (store) => store.crawl(CRAWL_PER_TICK)), CRAWL_INTERVAL_MS);
+      setInterval(() => {
+        if (Atomics.load(this.stats.shared, Cell.crawlerEnabled) === 1) this.access.with(this.thread, (store) => store.crawl(CRAWL_PER_TICK));
+      }, CRAWL_INTERVAL_MS);
     }
   }
 
@@ -178,8 +183,10 @@ export class ServingThread implements ConnectionHost {
         return null;
       case 'debug':
         return this.debug(cmd.args);
-      case 'lru_crawler':
-        return this.lruCrawler(cmd.args);
+      case 'operator':
+        return this.operator.run(cmd.name, cmd.args);
+      case 'watch':
+        return Errors.error;
       case 'stats':
         if (cmd.group === 'cachedump') return this.cachedump(cmd.args);
         if (!this.needsEveryThread(cmd.group)) return this.reporter.report(cmd.group, cmd.args);
@@ -205,22 +212,17 @@ export class ServingThread implements ConnectionHost {
 
   /**
    * Before a stats group is reported: `reset` clears the shards' counters (under their locks;
-   * the reporter clears the threads'). True for `conns`, which needs every thread's connections.
+   * the reporter clears the threads'), `sizes_enable|disable` switch size tracking. True for `conns`, which needs every thread's connections.
    */
   private needsEveryThread(group: string): boolean {
     if (group === 'reset') this.access.resetStats();
+    if (group === 'sizes_enable' || group === 'sizes_disable') {
+      const on = group === 'sizes_enable';
+      for (let shard = 0; shard < this.access.count; shard++) {
+        this.access.with(shard, (store) => on !== store.tracksSizes && store.setSizeTracking(on));
+      }
+    }
     return group === 'conns';
-  }
-
-  /** `lru_crawler metadump <all|hash|classes>`; memshard's crawler has no other subcommand yet. */
-  private lruCrawler(args: string[]): string {
-    if (args[0] !== 'metadump' || args.length !== 2) return Errors.error;
-    if (!this.config.dumpEnabled) return Errors.metadumpDisabled;
-    const which = args[1]!;
-    if (which === 'all' || which === 'hash') return metadump(this.dumping, null);
-    const classes = which.split(',').map(Number);
-    if (!classes.every((c) => Number.isInteger(c) && c > 0 && c < SLAB_CLASS_LIMIT)) return Errors.badClass;
-    return metadump(this.dumping, new Set(classes));
   }
 
   /** `stats cachedump <class> <limit>`. */
@@ -233,7 +235,7 @@ export class ServingThread implements ConnectionHost {
     return cachedump(this.dumping, cls!, limit!);
   }
 
-  private get dumping(): Dumping {
+  get dumping(): Dumping {
     return { shards: this.access.count, withShard: (shard, fn) => this.access.with(shard, fn), processStarted: this.clock.processStarted };
   }
 
@@ -292,6 +294,10 @@ export class ServingThread implements ConnectionHost {
 
   private send(msg: ToMain): void {
     this.port.postMessage(msg);
+  }
+
+  get shared(): Int32Array {
+    return this.stats.shared;
   }
 
   get verbosity(): number {

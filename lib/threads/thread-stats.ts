@@ -44,6 +44,18 @@ export const Cell = {
   startBarrier: 4,
   /** KB of replies all connections hold unsent, for -o read_buf_mem_limit. */
   heldReplyKb: 5,
+  /** The LRU crawler's runtime settings (`lru_crawler enable|disable|sleep|tocrawl`) and runs. */
+  crawlerEnabled: 6,
+  crawlerSleepUs: 7,
+  crawlerToCrawl: 8,
+  crawlerStarts: 9,
+  /** maxbytes in MB, as cache_memlimit last set it. */
+  memoryLimitMb: 10,
+  /** `stats detail on|off`. */
+  detailEnabled: 11,
+  /** Open `watch` connections, and the event kinds any of them wants (LogKind bits). */
+  watchers: 12,
+  watchedKinds: 13,
 } as const;
 const CELLS = Object.keys(Cell).length;
 

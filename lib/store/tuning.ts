@@ -1,0 +1,36 @@
+/**
+ * memcached's runtime LRU and slab settings, as a shard's store applies them. They live in each
+ * shard's header (so every thread sees a change at once) and are set at start from the command
+ * line (`-o hot_lru_pct=...`, `-M`...), then by `lru tune|mode|temp_ttl` and `slabs automove`.
+ */
+export interface StoreTuning {
+  /** slab_automove: 0 = pages move only on `slabs reassign`, 1 = when a class starves, 2 = eagerly. */
+  automove: number;
+  /** HOT and WARM caps, percent of a class's items. */
+  hotPct: number;
+  warmPct: number;
+  /** An item idle longer than COLD's tail age times this leaves HOT (WARM). */
+  hotMaxFactor: number;
+  warmMaxFactor: number;
+  /** Items whose TTL is at most this go to the TEMP LRU (never evicted, only reclaimed); -1 = off. */
+  temporaryTtl: number;
+  /** false = memcached's `lru mode flat`: one LRU per class. */
+  segmented: boolean;
+  /** false = -M: a full cache answers out of memory instead of evicting. */
+  evict: boolean;
+}
+
+/** memcached 1.6's defaults (settings_init). */
+export const DEFAULT_TUNING: StoreTuning = {
+  automove: 1,
+  hotPct: 20,
+  warmPct: 40,
+  hotMaxFactor: 0.2,
+  warmMaxFactor: 2.0,
+  temporaryTtl: -1,
+  segmented: true,
+  evict: true,
+};
+
+/** memcached's temporary_ttl default, shown by `stats settings` while the TEMP LRU is off. */
+export const DEFAULT_TEMPORARY_TTL = 61;
