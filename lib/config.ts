@@ -127,7 +127,10 @@ export function validate(c: Config): Config {
     throw new ConfigError('-S/--enable-sasl: needs a password file: --sasl-pwdb FILE or MEMCACHED_SASL_PWDB');
   }
   if (c.sasl && c.authFile !== undefined) throw new ConfigError('-Y/--auth-file: cannot be combined with -S (text-only vs binary-only)');
-  if (c.udpPort !== 0) throw new ConfigError('-U/--udp-port: UDP is not supported; use 0 (off, the default)');
+  int('-U/--udp-port', c.udpPort, 0, 65535);
+  // memcached refuses UDP with either kind of authentication (it has no logins over UDP)
+  if (c.udpPort !== 0 && c.sasl) throw new ConfigError('-U/--udp-port: cannot enable UDP while using binary SASL authentication (-S)');
+  if (c.udpPort !== 0 && c.authFile !== undefined) throw new ConfigError('-U/--udp-port: cannot use UDP with ascii authentication enabled (-Y); use -U 0');
   if (!(c.growthFactor > 1)) throw new ConfigError(`-f/--slab-growth-factor: must be greater than 1, got '${c.growthFactor}'`);
   if (c.maxItemSize < 1024) throw new ConfigError('-I/--max-item-size: must be at least 1k');
   if (c.maxItemSize > 1024 * MB) throw new ConfigError('-I/--max-item-size: cannot be larger than 1g');

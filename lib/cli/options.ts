@@ -22,7 +22,7 @@ const flag = (describe: string): Options => ({ type: 'boolean', describe });
 
 const OPTIONS: Array<[string, string | undefined, Options]> = [
   ['port', 'p', num('TCP port to listen on', 11211)],
-  ['udp-port', 'U', num('UDP port to listen on (0 = off, the only value supported)', 0)],
+  ['udp-port', 'U', num('UDP port to listen on (default: 0, off)', 0)],
   ['unix-socket', 's', { type: 'string', describe: 'UNIX socket to listen on (disables network support)' }],
   ['unix-mask', 'a', { type: 'string', default: '700', describe: 'access mask for UNIX socket, in octal' }],
   ['enable-shutdown', 'A', flag('enable ascii "shutdown" command')],
