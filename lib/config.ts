@@ -177,7 +177,10 @@ export function storeTuning(c: Config): StoreTuning {
   if (t.hotPct + t.warmPct > 80) throw new ConfigError('-o: hot_lru_pct + warm_lru_pct cannot be more than 80% combined');
   if ('hot_max_factor' in x) t.hotMaxFactor = positive(x, 'hot_max_factor');
   if ('warm_max_factor' in x) t.warmMaxFactor = positive(x, 'warm_max_factor');
-  if ('temporary_ttl' in x) t.temporaryTtl = ranged(x, 'temporary_ttl', 0, 0x7fffffff, 'temporary_ttl must be a number of seconds');
+  if ('temporary_ttl' in x) {
+    t.tempLru = true;
+    t.temporaryTtl = ranged(x, 'temporary_ttl', 0, 0x7fffffff, 'temporary_ttl must be a number of seconds');
+  }
   return t;
 }
 

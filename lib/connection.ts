@@ -26,8 +26,8 @@ export interface ConnectionHost {
   replyBudgetSpent(): boolean;
   countReplyBudgetWait(): void;
   shardOf(key: Uint8Array): number;
-  /** Run a key command on its shard now; its reply bytes. */
-  execute(shard: number, cmd: KeyCommand): Buffer;
+  /** Run a key command on its shard now (for client `client`, a connection id); its reply bytes. */
+  execute(shard: number, cmd: KeyCommand, client?: number): Buffer;
   /**
    * Answer a command that is not for one key, for reply slot `slot`: a reply, null to close the
    * connection after the earlier replies, or undefined when the host fills the slot itself later.
@@ -105,6 +105,10 @@ export class Connection {
   /** Server time of the last request (seconds), for `stats conns`. */
   lastCommandAt: number;
   state = 'conn_read';
+  /** A `watch` connection: it reads no more requests, it only receives log lines. */
+  private watching = false;
+  /** Why the connection closed, as memcached's conn_close watch line says. */
+  closeReason: 'normal' | 'error' | 'idle_timeout' | 'shutdown' = 'normal';
 
   constructor(
     readonly socket: Socket,
@@ -128,7 +132,7 @@ export class Connection {
 
   private onData(chunk: Buffer): void {
     this.host.countRead(chunk.length);
-    if (this.closing) return;
+    if (this.closing || this.watching) return;
     if (this.swallow > 0) {
       const skip = Math.min(this.swallow, chunk.length);
       this.swallow -= skip;
@@ -151,7 +155,7 @@ export class Connection {
     this.turnRequests = 0;
     this.turnBytes = 0;
     if (this.multiGet !== null) this.continueMultiGet();
-    while (!this.paused && !this.yielded && !this.closing && this.pendingBytes > 0 && this.pendingBytes >= this.need) {
+    while (!this.paused && !this.yielded && !this.closing && !this.watching && this.pendingBytes > 0 && this.pendingBytes >= this.need) {
       const buf = this.takeFront();
       const pos = this.consume(buf);
       if (pos < buf.length && !this.closing) {
@@ -210,7 +214,7 @@ export class Connection {
     }
     const end = buf.length;
     let pos = 0;
-    for (; pos < end && !this.closing; this.turnRequests++) {
+    for (; pos < end && !this.closing && !this.watching; this.turnRequests++) {
       // like memcached, stop taking requests from a client that does not read its replies
       if (this.outputFull()) {
         this.pause();
@@ -487,7 +491,7 @@ export class Connection {
   /** Run a key command on its shard; `command` names it for the latency metric ('' = not timed). */
   private dispatch(cmd: KeyCommand, slot: number, started: number, command: string): void {
     const host = this.host;
-    this.fill(slot, host.execute(host.shardOf(cmd.key), cmd));
+    this.fill(slot, host.execute(host.shardOf(cmd.key), cmd, this.id));
     if (command !== '') host.observeLatency(this.protocol, command, (performance.now() - started) / 1000);
   }
 
@@ -538,6 +542,31 @@ export class Connection {
       // a value's data is skipped, not logged
       pos = eol + 2 + (value === null ? 0 : Number(value[2]) + 2);
     }
+  }
+
+  /** No reply of an earlier request is still waiting to be written before reply slot `slot`. */
+  isFrontReply(slot: number): boolean {
+    return slot === this.base;
+  }
+
+  /**
+   * Turns the connection into a watcher (memcached's conn_watch): the requests after this one are
+   * not read; the returned sink writes log lines while less than `limitBytes` wait unsent.
+   */
+  startWatching(limitBytes: number): { write(text: string): boolean; onClose(fn: () => void): void } {
+    this.watching = true;
+    this.state = 'conn_watch';
+    const socket = this.socket;
+    return {
+      write: (text) => {
+        if (socket.destroyed) return true;
+        if (socket.writableLength > limitBytes) return false;
+        this.host.countWritten(text.length);
+        socket.write(text);
+        return true;
+      },
+      onClose: (fn) => socket.once('close', fn),
+    };
   }
 
   /** Write the ready prefix of the reply queue as one socket write. */

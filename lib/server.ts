@@ -14,10 +14,10 @@ import { Exporter } from './metrics/exporter.js';
 import { serveMetrics } from './metrics/http.js';
 import { newShardLocks, takeOver, unlock } from './shards/lock.js';
 import type { ShardMemory } from './shards/shard-access.js';
-import { StatsReporter, type ConnInfo } from './stats.js';
+import { StatsReporter } from './stats.js';
 import { Store } from './store/store.js';
 import { openListenSocket, type ListenSocket, type ThreadListen } from './threads/listen-socket.js';
-import type { ThreadInit, ToMain, ToThread } from './threads/messages.js';
+import type { ThreadInit, ThreadReport, ToMain, ToThread } from './threads/messages.js';
 import { Cell, newThreadStatsBuffers, ThreadStats, type ThreadStatsBuffers } from './threads/thread-stats.js';
 
 /** Who may talk to the server: SASL PLAIN users (-S) or text-protocol users (-Y); null = open. */
@@ -38,13 +38,13 @@ interface ThreadSlot {
   starting: boolean;
 }
 
-/** A `stats conns` being gathered for thread `from`. */
+/** A report of every thread (`stats conns`, `stats detail dump`) being gathered for thread `from`. */
 interface Gathering {
   id: number;
   from: number;
   request: number;
   waiting: Set<number>;
-  conns: ConnInfo[];
+  report: ThreadReport;
 }
 
 export class Server {
@@ -189,7 +189,7 @@ export class Server {
   private forget(t: number): void {
     this.slots[t]!.port = null;
     this.threads.threadGone(t);
-    for (const g of this.gatherings.values()) this.answered(g, t, []);
+    for (const g of this.gatherings.values()) this.answered(g, t, { conns: [], prefixes: [] });
     if (this.closed) return;
     for (let s = 0; s < this.shards.length; s++) {
       if (!takeOver(this.locks, s, t, this.config.threads)) continue;
@@ -203,17 +203,17 @@ export class Server {
 
   private onMessage(t: number, msg: ToMain): void {
     switch (msg.type) {
-      case 'gatherConns': {
+      case 'gather': {
         const id = this.nextGathering++;
         const live = this.slots.flatMap((s, i) => (s.port === null ? [] : [i]));
-        const g: Gathering = { id, from: t, request: msg.request, waiting: new Set(live), conns: [] };
+        const g: Gathering = { id, from: t, request: msg.request, waiting: new Set(live), report: { conns: [], prefixes: [] } };
         this.gatherings.set(id, g);
-        for (const i of live) this.post(i, { type: 'conns', request: id });
+        for (const i of live) this.post(i, { type: 'report', request: id });
         return;
       }
-      case 'conns': {
+      case 'report': {
         const g = this.gatherings.get(msg.request);
-        if (g !== undefined) this.answered(g, t, msg.conns);
+        if (g !== undefined) this.answered(g, t, msg.report);
         return;
       }
       case 'shutdown':
@@ -227,12 +227,13 @@ export class Server {
     }
   }
 
-  private answered(g: Gathering, t: number, conns: ConnInfo[]): void {
+  private answered(g: Gathering, t: number, report: ThreadReport): void {
     if (!g.waiting.delete(t)) return;
-    g.conns.push(...conns);
+    g.report.conns.push(...report.conns);
+    g.report.prefixes.push(...report.prefixes);
     if (g.waiting.size > 0) return;
     this.gatherings.delete(g.id);
-    this.post(g.from, { type: 'connsReply', request: g.request, conns: g.conns });
+    this.post(g.from, { type: 'gathered', request: g.request, report: g.report });
   }
 
   private post(t: number, msg: ToThread): void {

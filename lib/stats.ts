@@ -6,7 +6,6 @@ import { chunkMaxFor } from './store/slabs.js';
 import { readShardStats, type ShardStats } from './store/stats.js';
 import { idleTimeout, replyBudgetMb, slabReassign, watcherBufferKb, workerBufferKb, type Config } from './config.js';
 import { Store } from './store/store.js';
-import { DEFAULT_TEMPORARY_TTL } from './store/tuning.js';
 import { SIZE_BUCKET_BYTES } from './store/layout.js';
 import type { ShardMemory } from './shards/shard-access.js';
 import type { Clock } from './store/store.js';
@@ -66,7 +65,6 @@ const SLAB_REASSIGN_STATS = [
   'slab_reassign_rescues', 'slab_reassign_chunk_rescues', 'slab_reassign_evictions_nomem', 'slab_reassign_inline_reclaim',
   'slab_reassign_busy_items', 'slab_reassign_busy_deletes', 'slab_reassign_running',
 ];
-const WATCHER_STATS = ['log_worker_dropped', 'log_worker_written', 'log_watcher_skipped', 'log_watcher_sent', 'log_watchers'];
 
 export class StatsReporter {
   constructor(private readonly source: StatsSource) {}
@@ -77,8 +75,6 @@ export class StatsReporter {
       case 'reset':
         this.resetFrontEnd();
         return 'RESET\r\n';
-      case 'detail':
-        return args.length === 0 ? 'CLIENT_ERROR usage: stats detail on|off|dump\r\n' : 'CLIENT_ERROR stats detail not supported\r\n';
       default: {
         const rows = this.rows(group, conns);
         return rows === null ? 'ERROR\r\n' : render(rows);
@@ -174,10 +170,14 @@ export class StatsReporter {
       ...SLAB_REASSIGN_STATS.map((name): Row => [name, 0]),
       ['slabs_moved', total('slabs_moved')],
       ['lru_crawler_running', 0],
-      ['lru_crawler_starts', 0],
+      ['lru_crawler_starts', Atomics.load(threads.shared, Cell.crawlerStarts)],
       ['lru_maintainer_juggles', 0],
       ['malloc_fails', 0],
-      ...WATCHER_STATS.map((name): Row => [name, 0]),
+      ['log_worker_dropped', 0],
+      ['log_worker_written', Atomics.load(threads.shared, Cell.logWorkerWritten)],
+      ['log_watcher_skipped', Atomics.load(threads.shared, Cell.logWatcherSkipped)],
+      ['log_watcher_sent', Atomics.load(threads.shared, Cell.logWatcherSent)],
+      ['log_watchers', Atomics.load(threads.shared, Cell.watchers)],
       ['unexpected_napi_ids', 0],
       ['round_robin_fallback', 0],
       ['bytes', total('bytes')],
@@ -246,8 +246,8 @@ export class StatsReporter {
       ['warm_lru_pct', t.warmPct],
       ['hot_max_factor', t.hotMaxFactor.toFixed(2)],
       ['warm_max_factor', t.warmMaxFactor.toFixed(2)],
-      ['temp_lru', onOff(t.temporaryTtl >= 0)],
-      ['temporary_ttl', t.temporaryTtl >= 0 ? t.temporaryTtl : DEFAULT_TEMPORARY_TTL],
+      ['temp_lru', onOff(t.tempLru)],
+      ['temporary_ttl', t.temporaryTtl],
       ['idle_timeout', idleTimeout(cfg)],
       ['watcher_logbuf_size', watcherBufferKb(cfg) * 1024],
       ['worker_logbuf_size', workerBufferKb(cfg) * 1024],

@@ -28,7 +28,7 @@ t.test('CLI: --help, -V, and one clear line for a bad value', async (t) => {
     [['-I', '2x'], /-I\/--max-item-size/],
     [['-I', '64m'], /-I\/--max-item-size/],
     [['-f', '1'], /-f\/--slab-growth-factor/],
-    [['-U', '11211'], /-U\/--udp-port/],
+    [['-U', '70000'], /-U\/--udp-port/],
     [['-o', 'bogus=1'], /-o: illegal suboption 'bogus'/],
     [['--bogus-flag'], /bogus-flag/],
     [['-m', '1', '-t', '4'], /-m\/--memory-limit/],

@@ -53,7 +53,8 @@ export class Exporter {
   }
 
   private snapshot(): Snapshot {
-    const toMap = (rows: Array<[string, string | number]>) => new Map(rows.map(([k, v]) => [k, Number(v)]));
+    // memcached_exporter reads yes/no settings as 1/0
+    const toMap = (rows: Array<[string, string | number]>) => new Map(rows.map(([k, v]) => [k, v === 'yes' ? 1 : v === 'no' ? 0 : Number(v)]));
     const slabs = new Map<string, Map<string, number>>();
     const addSlabRows = (rows: Array<[string, string | number]>) => {
       for (const [key, value] of rows) {
@@ -132,6 +133,24 @@ export class Exporter {
     counter('memcached_connections_rejected_total', 'Total number of connections rejected due to hitting the max connection limit.', () => stat('rejected_connections'));
     counter('memcached_connections_yielded_total', "Total number of connections yielded running due to hitting the memcached's -R limit.", () => stat('conn_yields'));
     counter('memcached_slabs_moved_total', 'Total number of slab pages moved.', () => stat('slabs_moved'));
+    gauge('memcached_accepting_connections', 'The Memcached server is currently accepting new connections.', () => stat('accepting_conns'));
+
+    // memcached_exporter's LRU crawler series, from stats settings and stats
+    const setting = (name: string) => this.snap.settings.get(name) ?? 0;
+    gauge('memcached_lru_crawler_enabled', 'Whether the LRU crawler is enabled.', () => setting('lru_crawler'));
+    gauge('memcached_lru_crawler_sleep', 'Microseconds to sleep between LRU crawls.', () => setting('lru_crawler_sleep'));
+    gauge('memcached_lru_crawler_to_crawl', 'Max items to crawl per slab per run.', () => setting('lru_crawler_tocrawl'));
+    gauge('memcached_lru_crawler_maintainer_thread', 'Split LRU mode and background threads.', () => setting('lru_maintainer_thread'));
+    gauge('memcached_lru_crawler_hot_percent', 'Percent of slab memory reserved for HOT LRU.', () => setting('hot_lru_pct'));
+    gauge('memcached_lru_crawler_warm_percent', 'Percent of slab memory reserved for WARM LRU.', () => setting('warm_lru_pct'));
+    gauge('memcached_lru_crawler_hot_max_factor', 'Set idle age of HOT LRU to COLD age * this', () => setting('hot_max_factor'));
+    gauge('memcached_lru_crawler_warm_max_factor', 'Set idle age of WARM LRU to COLD age * this', () => setting('warm_max_factor'));
+    counter('memcached_lru_crawler_starts_total', 'Times an LRU crawler was started.', () => stat('lru_crawler_starts'));
+    counter('memcached_lru_crawler_reclaimed_total', 'Total items freed by LRU Crawler.', () => stat('crawler_reclaimed'));
+    counter('memcached_lru_crawler_items_checked_total', 'Total items examined by LRU Crawler.', () => stat('crawler_items_checked'));
+    counter('memcached_lru_crawler_moves_to_cold_total', 'Total number of items moved from HOT/WARM to COLD LRUs.', () => stat('moves_to_cold'));
+    counter('memcached_lru_crawler_moves_to_warm_total', 'Total number of items moved from COLD to WARM LRU.', () => stat('moves_to_warm'));
+    counter('memcached_lru_crawler_moves_within_lru_total', 'Total number of items reshuffled within HOT or WARM LRUs.', () => stat('moves_within_lru'));
 
     // memcached_exporter's derivation of commands_total from the stats counters
     const commands: Array<[string, string, () => number]> = [
@@ -176,6 +195,30 @@ export class Exporter {
     slabSeries('memcached_slab_warm_items', 'Number of items presently stored in the WARM LRU.', 'number_warm', 'gauge');
     slabSeries('memcached_slab_cold_items', 'Number of items presently stored in the COLD LRU.', 'number_cold', 'gauge');
     slabSeries('memcached_slab_items_age_seconds', 'Number of seconds the oldest item has been in the slab class.', 'age', 'gauge');
+    slabSeries('memcached_slab_temporary_items', 'Number of items presently stored in the TEMPORARY LRU.', 'number_temp', 'gauge');
+    slabSeries('memcached_slab_hot_age_seconds', 'Age of the oldest item in HOT LRU.', 'age_hot', 'gauge');
+    slabSeries('memcached_slab_warm_age_seconds', 'Age of the oldest item in WARM LRU.', 'age_warm', 'gauge');
+    // memcached_exporter's names; gauges, as they have no _total suffix (promtool would refuse counters)
+    slabSeries('memcached_slab_items_evicted_time_seconds', 'Seconds since the last access for the most recent item evicted from this class.', 'evicted_time', 'gauge');
+    slabSeries('memcached_slab_items_tailrepairs_total', 'Total number of times the entries for a particular ID need repairing.', 'tailrepairs', 'counter');
+    slabSeries('memcached_slab_items_moves_to_cold', 'Number of items moved from HOT or WARM into COLD.', 'moves_to_cold', 'gauge');
+    slabSeries('memcached_slab_items_moves_to_warm', 'Number of items moved from COLD to WARM.', 'moves_to_warm', 'gauge');
+    slabSeries('memcached_slab_items_moves_within_lru', 'Number of times active items were bumped within HOT or WARM.', 'moves_within_lru', 'gauge');
+    new Counter({
+      name: 'memcached_slab_lru_hits_total',
+      help: 'Number of get_hits to the LRU.',
+      labelNames: ['slab', 'lru'],
+      registers: [reg],
+      collect() {
+        this.reset();
+        for (const [slab, fields] of slabs()) {
+          for (const lru of ['hot', 'warm', 'cold', 'temporary']) {
+            const value = fields.get(`hits_to_${lru === 'temporary' ? 'temp' : lru}`);
+            if (value !== undefined) this.inc({ slab, lru }, value);
+          }
+        }
+      },
+    });
     slabSeries('memcached_slab_items_evicted_total', 'Total number of times an item had to be evicted from the LRU before it expired.', 'evicted', 'counter');
     slabSeries('memcached_slab_items_evicted_nonzero_total', 'Total number of times an item which had an explicit expire time set had to be evicted from the LRU before it expired.', 'evicted_nonzero', 'counter');
     slabSeries('memcached_slab_items_evicted_unfetched_total', 'Total number of items evicted and never fetched.', 'evicted_unfetched', 'counter');

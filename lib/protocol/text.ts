@@ -47,6 +47,9 @@ export const Errors = {
   badClass: 'BADCLASS invalid class id\r\n',
   cachedumpDisabled: 'CLIENT_ERROR stats cachedump not allowed\r\n',
   metadumpDisabled: 'ERROR metadump not allowed\r\n',
+  watchDisabled: 'CLIENT_ERROR watch commands not allowed\r\n',
+  detailUsage: 'CLIENT_ERROR usage: stats detail on|off|dump\r\n',
+  watchPipelined: 'ERROR cannot pipeline other commands before watch\r\n',
 } as const;
 
 /** Command names, matched on bytes: no string is built for the command token. */

@@ -38,7 +38,7 @@ function eachLive(d: Dumping, visit: (store: Store, ref: number) => boolean): vo
 }
 
 /** memcached's uriencode: letters, digits and `-._~` as they are, every other byte as %XX. */
-function uriEncode(key: Uint8Array): string {
+export function uriEncode(key: Uint8Array): string {
   let out = '';
   for (const b of key) out += URI_BYTE[b]!;
   return out;

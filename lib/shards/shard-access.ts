@@ -5,7 +5,7 @@
  * commands. The lock makes each command atomic on its shard; a connection's commands run in the
  * order they arrive because they run synchronously, one after the other.
  */
-import type { Clock, StoreConfig } from '../store/store.js';
+import type { Clock, StoreConfig, StoreObserver } from '../store/store.js';
 import { Store } from '../store/store.js';
 import type { KeyCommand } from '../protocol/command.js';
 import { CommandExecutor } from './execute.js';
@@ -30,6 +30,11 @@ export class ShardAccess {
     // attach: the supervisor initialised every shard before any thread started
     this.stores = shards.map((s) => new Store(s.sab, s.config, clock, true));
     this.executors = this.stores.map((s) => new CommandExecutor(s));
+  }
+
+  /** Give each of this thread's stores an observer (`watch`). */
+  observe(make: (store: Store) => StoreObserver): void {
+    for (const store of this.stores) store.observer = make(store);
   }
 
   get count(): number {

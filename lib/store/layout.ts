@@ -79,17 +79,18 @@ export const H_HOT_PCT = 10;
 export const H_WARM_PCT = 11;
 export const H_HOT_FACTOR = 12; // hot_max_factor
 export const H_WARM_FACTOR = 13; // warm_max_factor
-export const H_TEMP_TTL = 14; // temporary_ttl, -1 = no TEMP LRU
+export const H_TEMP_TTL = 14; // temporary_ttl (applies while H_TEMP_LRU is 1)
 export const H_SEGMENTED = 15; // 1 = segmented LRU, 0 = flat
 export const H_EVICT = 16; // 1 = evict to make room, 0 = -M (out of memory error)
 export const H_PAGE_LIMIT = 17; // pages the shard may use (cache_memlimit)
 export const H_FREE_PAGES = 18; // pages below H_PAGES_USED that no class owns (the global page pool)
-export const H_SIZES_CAS_MIN = 19; // stats sizes: items with a CAS >= this are counted, -1 = off
+export const H_SIZES_CAS_MIN = 19; // stats sizes: items with a CAS above this are counted, -1 = off
+export const H_TEMP_LRU = 20; // 1 = short-TTL items go to the TEMP LRU
 export const HEADER_F64_SLOTS = 32;
 /** Tuning slots, in the order they are saved and restored over a re-initialisation. */
 export const TUNING_SLOTS: readonly number[] = [
   H_AUTOMOVE, H_HOT_PCT, H_WARM_PCT, H_HOT_FACTOR, H_WARM_FACTOR, H_TEMP_TTL, H_SEGMENTED, H_EVICT,
-  H_PAGE_LIMIT, H_SIZES_CAS_MIN,
+  H_PAGE_LIMIT, H_SIZES_CAS_MIN, H_TEMP_LRU,
 ];
 /** memcached's `stats sizes` granularity (bytes). */
 export const SIZE_BUCKET_BYTES = 32;
@@ -121,13 +122,15 @@ export const CLASS_STAT_NAMES = [
   'mem_requested', 'evicted', 'evicted_nonzero', 'evicted_time', 'outofmemory', 'reclaimed',
   'expired_unfetched', 'evicted_unfetched', 'evicted_active', 'crawler_reclaimed', 'moves_to_cold',
   'moves_to_warm', 'moves_within_lru', 'get_hits', 'cmd_set', 'delete_hits', 'incr_hits',
-  'decr_hits', 'cas_hits', 'cas_badval', 'touch_hits',
+  'decr_hits', 'cas_hits', 'cas_badval', 'touch_hits', 'hits_to_hot', 'hits_to_warm', 'hits_to_cold', 'hits_to_temp',
 ] as const;
 export const S = {
   mem_requested: 0, evicted: 1, evicted_nonzero: 2, evicted_time: 3, outofmemory: 4, reclaimed: 5,
   expired_unfetched: 6, evicted_unfetched: 7, evicted_active: 8, crawler_reclaimed: 9,
   moves_to_cold: 10, moves_to_warm: 11, moves_within_lru: 12, get_hits: 13, cmd_set: 14,
   delete_hits: 15, incr_hits: 16, decr_hits: 17, cas_hits: 18, cas_badval: 19, touch_hits: 20,
+  /** Hits by the segment the item was in: hits_to_hot + HOT|WARM|COLD|TEMP. */
+  hits_to_hot: 21, hits_to_warm: 22, hits_to_cold: 23, hits_to_temp: 24,
 } as const;
 export const CLASS_F64_SLOTS = 32;
 /** Class ids are 1-based like memcached; slot 0 is unused. */

@@ -6,7 +6,7 @@
 import {
   B_KEY, CLASS_F64_SLOTS, CLASS_STAT_NAMES, CLASS_U32_SLOTS, COLD, COUNTER_NAMES, HOT, H_NUM_CLASSES,
   H_PAGES_USED, I_ATIME, K_CARVE_NEXT, K_CARVE_PAGE, K_CHUNKS, K_CHUNK_SIZE, K_COUNT, K_FREE_COUNT, K_PER_PAGE,
-  K_TOTAL_PAGES, S, WARM, computeLayout,
+  K_TOTAL_PAGES, S, TEMP, WARM, computeLayout,
 } from './layout.js';
 import type { LayoutConfig } from './layout.js';
 
@@ -24,6 +24,7 @@ export interface ClassStats {
   number_hot: number;
   number_warm: number;
   number_cold: number;
+  number_temp: number;
   age_hot: number;
   age_warm: number;
   age: number;
@@ -47,6 +48,10 @@ export interface ClassStats {
   cas_hits: number;
   cas_badval: number;
   touch_hits: number;
+  hits_to_hot: number;
+  hits_to_warm: number;
+  hits_to_cold: number;
+  hits_to_temp: number;
 }
 
 export interface ShardStats {
@@ -107,7 +112,8 @@ export function readShardStats(sab: SharedArrayBuffer, cfg: LayoutConfig, now: n
     const nHot = u32[cs + K_COUNT + HOT]!;
     const nWarm = u32[cs + K_COUNT + WARM]!;
     const nCold = u32[cs + K_COUNT + COLD]!;
-    const number = nHot + nWarm + nCold;
+    const nTemp = u32[cs + K_COUNT + TEMP]!;
+    const number = nHot + nWarm + nCold + nTemp;
     const freeEnd = u32[cs + K_CARVE_PAGE] !== 0 ? Math.max(0, perPage - u32[cs + K_CARVE_NEXT]!) : 0;
     classes.push({
       id,
@@ -124,6 +130,7 @@ export function readShardStats(sab: SharedArrayBuffer, cfg: LayoutConfig, now: n
       number_hot: nHot,
       number_warm: nWarm,
       number_cold: nCold,
+      number_temp: nTemp,
       age_hot: ageOf(u32[cs + 2 * HOT + 1]!),
       age_warm: ageOf(u32[cs + 2 * WARM + 1]!),
       age: ageOf(u32[cs + 2 * COLD + 1]!),
@@ -147,6 +154,10 @@ export function readShardStats(sab: SharedArrayBuffer, cfg: LayoutConfig, now: n
       cas_hits: st.cas_hits,
       cas_badval: st.cas_badval,
       touch_hits: st.touch_hits,
+      hits_to_hot: st.hits_to_hot,
+      hits_to_warm: st.hits_to_warm,
+      hits_to_cold: st.hits_to_cold,
+      hits_to_temp: st.hits_to_temp,
     });
   }
   return { counters, classes, hashPowerLevel: Math.log2(L.bucketCount), hashBytes: L.bucketCount * 4 };

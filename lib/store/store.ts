@@ -19,7 +19,7 @@ import {
   CLASS_U32_SLOTS, COLD, COUNTER_SLOTS, COUNTERS_KEPT_ON_RESET, F_CAS, HOT, H_CAS_SEQ, H_CRAWL_POS,
   H_FLUSH_CAS, H_FLUSH_TIME, H_MAGIC, H_NUM_CLASSES, H_PAGES, H_PAGES_USED, H_PAGE_SIZE, IF_ACTIVE,
   H_AUTOMOVE, H_EVICT, H_FREE_PAGES, H_HOT_FACTOR, H_HOT_PCT, H_PAGE_LIMIT, H_SEGMENTED, H_SIZES_CAS_MIN,
-  H_TEMP_TTL, H_WARM_FACTOR, H_WARM_PCT, SIZE_BUCKET_BYTES, TEMP, TUNING_SLOTS,
+  H_TEMP_LRU, H_TEMP_TTL, H_WARM_FACTOR, H_WARM_PCT, SIZE_BUCKET_BYTES, TEMP, TUNING_SLOTS,
   IF_CHUNK, IF_FETCHED, IF_LINKED, ITEM_HEADER_BYTES, I_ATIME, I_CFLAGS, I_CHAIN, I_CHEAD, I_CNEXT,
   I_EXPTIME, I_HNEXT, I_NEXT, I_PREV, I_UTIME, I_VLEN, K_CARVE_NEXT, K_CARVE_PAGE, K_CHUNKS,
   K_CHUNK_SIZE, K_COUNT, K_FREE_COUNT, K_FREE_HEAD, K_PER_PAGE, K_TOTAL_PAGES, MAGIC, MF_KEY_BINARY, MF_STALE,
@@ -59,6 +59,21 @@ export const Mode = {
 } as const;
 export type StoreMode = (typeof Mode)[keyof typeof Mode];
 
+/** How a lookup for a fetch ended, in memcached's watch order (not_found found flushed expired). */
+export const Fetch = { NotFound: 0, Found: 1, Flushed: 2, Expired: 3 } as const;
+export type FetchResult = (typeof Fetch)[keyof typeof Fetch];
+
+/** What `watch` hears from a store; the serving thread sets it (null: nobody listens). */
+export interface StoreObserver {
+  /** A key looked up (by any command, as memcached logs them): ref is the item when found, else 0. */
+  fetched(key: Uint8Array, ref: number, result: FetchResult): void;
+  /** A store command's outcome; ref is the stored item (0 when not stored). */
+  stored(key: Uint8Array, status: StatusCode, mode: StoreMode, exptime: number, vlen: number, flags: number, ref: number): void;
+  /** Called before the item goes. */
+  evicted(ref: number): void;
+  deleted(ref: number, byMeta: boolean): void;
+}
+
 /** What the meta protocol adds to a store (ms). */
 export interface StoreOptions {
   /** The new item's CAS (E); 0 = the next from the counter. */
@@ -94,6 +109,7 @@ export class Store {
 
   /** Ref of the item written by the last successful store / incrDecr. */
   lastRef = 0;
+  observer: StoreObserver | null = null;
   /** Result of the last successful incrDecr. */
   lastNumber = 0n;
 
@@ -223,6 +239,7 @@ export class Store {
       warmPct: f[H_WARM_PCT]!,
       hotMaxFactor: f[H_HOT_FACTOR]!,
       warmMaxFactor: f[H_WARM_FACTOR]!,
+      tempLru: f[H_TEMP_LRU] === 1,
       temporaryTtl: f[H_TEMP_TTL]!,
       segmented: f[H_SEGMENTED] === 1,
       evict: f[H_EVICT] === 1,
@@ -236,6 +253,7 @@ export class Store {
     if (t.warmPct !== undefined) f[H_WARM_PCT] = t.warmPct;
     if (t.hotMaxFactor !== undefined) f[H_HOT_FACTOR] = t.hotMaxFactor;
     if (t.warmMaxFactor !== undefined) f[H_WARM_FACTOR] = t.warmMaxFactor;
+    if (t.tempLru !== undefined) f[H_TEMP_LRU] = t.tempLru ? 1 : 0;
     if (t.temporaryTtl !== undefined) f[H_TEMP_TTL] = t.temporaryTtl;
     if (t.segmented !== undefined) f[H_SEGMENTED] = t.segmented ? 1 : 0;
     if (t.evict !== undefined) f[H_EVICT] = t.evict ? 1 : 0;
@@ -382,6 +400,12 @@ export class Store {
     cas: number,
     options: StoreOptions = NO_OPTIONS,
   ): StatusCode {
+    const status = this.storeItem(mode, key, flags, exptime, value, cas, options);
+    this.observer?.stored(key, status, mode, exptime, value.length, flags, status === Status.Stored ? this.lastRef : 0);
+    return status;
+  }
+
+  private storeItem(mode: StoreMode, key: Uint8Array, flags: number, exptime: number, value: Uint8Array, cas: number, options: StoreOptions): StatusCode {
     const now = (this.now = this.clock.now());
     const f = this.f64;
     const nkey = key.length;
@@ -509,6 +533,7 @@ export class Store {
     }
     if (cas !== 0 && this.f64[ref + F_CAS] !== cas) return Status.Exists;
     this.f64[this.cf + this.u8[ref * 8 + B_CLSID]! * CLASS_F64_SLOTS + S.delete_hits]!++;
+    this.observer?.deleted(ref, false);
     this.remove(ref);
     return Status.Deleted;
   }
@@ -744,6 +769,7 @@ export class Store {
   /** md: deletes a live item, counted as a delete hit. */
   deleteItem(ref: number): void {
     this.countDeleteHit(ref);
+    this.observer?.deleted(ref, true);
     this.remove(ref);
   }
 
@@ -802,9 +828,19 @@ export class Store {
 
   /** The slab class memcached would keep the item in (`me`'s cls): memshard's own items are smaller. */
   memcachedClassOf(ref: number): number {
-    const size = this.sizeOf(ref);
+    return this.memcachedClassFor(this.sizeOf(ref));
+  }
+
+  /** memcached's slab class for an item of memcached size `size`. */
+  memcachedClassFor(size: number): number {
     const i = this.memcachedLadder.findIndex((chunk) => chunk >= size);
     return i < 0 ? this.memcachedLadder.length : i + 1;
+  }
+
+  /** exptime as a store command gives it, as seconds from now (0 = never), as memcached's item_store logs it. */
+  relativeTtl(exptime: number): number {
+    const e = this.realtime(exptime);
+    return e === 0 ? 0 : e - this.now;
   }
 
   /** The item's size as memcached counts it (`me`'s size). */
@@ -864,13 +900,17 @@ export class Store {
     return 0;
   }
 
-  /** Live item under key, or 0; an expired or flushed one is unlinked on the way (lazy expiry). */
-  private lookup(key: Uint8Array, h: number, countDead: boolean): number {
+  /**
+   * Live item under key, or 0; an expired or flushed one is unlinked on the way (lazy expiry).
+   * A fetch counts dead items (get_expired, get_flushed); the observer hears of every lookup.
+   */
+  private lookup(key: Uint8Array, h: number, isFetch: boolean): number {
     const ref = this.find(key, h);
-    if (ref === 0) return 0;
-    const d = this.dead(ref);
+    const d = ref === 0 ? 0 : this.dead(ref);
+    // memcached's stores, deletes and arithmetic look the key up as a fetch does, and log it alike
+    this.observer?.fetched(key, d === 0 ? ref : 0, ref === 0 ? Fetch.NotFound : d === 0 ? Fetch.Found : d === 1 ? Fetch.Flushed : Fetch.Expired);
     if (d === 0) return ref;
-    if (countDead) this.f64[this.cnt + (d === 1 ? C.get_flushed : C.get_expired)]!++;
+    if (isFetch) this.f64[this.cnt + (d === 1 ? C.get_flushed : C.get_expired)]!++;
     this.remove(ref);
     return 0;
   }
@@ -970,8 +1010,7 @@ export class Store {
   private segmentForNew(ref: number): number {
     const f = this.f64;
     const exp = this.i32[ref * 2 + I_EXPTIME]!;
-    const tempTtl = f[H_TEMP_TTL]!;
-    if (tempTtl >= 0 && exp !== 0 && exp - this.now <= tempTtl) return TEMP;
+    if (f[H_TEMP_LRU] === 1 && exp !== 0 && exp - this.now <= f[H_TEMP_TTL]!) return TEMP;
     return f[H_SEGMENTED] === 1 ? HOT : COLD;
   }
 
@@ -1176,6 +1215,7 @@ export class Store {
     const seg = (fl & SEG_MASK) >> SEG_SHIFT;
     const ai = ref * 2 + I_ATIME;
     const cls = u8[ref * 8 + B_CLSID]!;
+    this.f64[this.cf + cls * CLASS_F64_SLOTS + S.hits_to_hot + seg]!++;
     if (seg === TEMP) {
       u8[fb] = fl | IF_FETCHED | IF_ACTIVE; // memcached never bumps TEMP items
     } else if (seg === COLD && this.f64[H_SEGMENTED] === 1) {
@@ -1342,6 +1382,7 @@ export class Store {
   }
 
   private countEviction(r: number, cls: number): void {
+    this.observer?.evicted(r);
     const f = this.f64;
     const sf = this.cf + cls * CLASS_F64_SLOTS;
     const fl = this.u8[r * 8 + B_IFLAGS]!;

@@ -12,7 +12,8 @@ export interface StoreTuning {
   /** An item idle longer than COLD's tail age times this leaves HOT (WARM). */
   hotMaxFactor: number;
   warmMaxFactor: number;
-  /** Items whose TTL is at most this go to the TEMP LRU (never evicted, only reclaimed); -1 = off. */
+  /** With tempLru, items whose TTL is at most temporaryTtl go to the TEMP LRU (never evicted, only reclaimed). */
+  tempLru: boolean;
   temporaryTtl: number;
   /** false = memcached's `lru mode flat`: one LRU per class. */
   segmented: boolean;
@@ -27,10 +28,8 @@ export const DEFAULT_TUNING: StoreTuning = {
   warmPct: 40,
   hotMaxFactor: 0.2,
   warmMaxFactor: 2.0,
-  temporaryTtl: -1,
+  tempLru: false,
+  temporaryTtl: 61,
   segmented: true,
   evict: true,
 };
-
-/** memcached's temporary_ttl default, shown by `stats settings` while the TEMP LRU is off. */
-export const DEFAULT_TEMPORARY_TTL = 61;

@@ -4,6 +4,7 @@
  */
 import type { Config } from '../config.js';
 import type { ShardMemory } from '../shards/shard-access.js';
+import type { PrefixEntry } from '../prefix-stats.js';
 import type { ConnInfo } from '../stats.js';
 import type { ThreadListen } from './listen-socket.js';
 import type { ThreadStatsBuffers } from './thread-stats.js';
@@ -29,17 +30,23 @@ export interface ThreadInit {
   port: MessagePort;
 }
 
+/** What a thread reports for a report that needs every thread (`stats conns`, `stats detail dump`). */
+export interface ThreadReport {
+  conns: ConnInfo[];
+  prefixes: PrefixEntry[];
+}
+
 export type ToThread =
-  | { type: 'conns'; request: number }
-  | { type: 'connsReply'; request: number; conns: ConnInfo[] }
+  | { type: 'report'; request: number }
+  | { type: 'gathered'; request: number; report: ThreadReport }
   /** Fault injection: exit, optionally while holding this thread's shard lock. */
   | { type: 'crash'; holdingLock: boolean }
   | { type: 'close' };
 
 export type ToMain =
-  | { type: 'conns'; request: number; conns: ConnInfo[] }
-  /** A connection asked for `stats conns`: gather every thread's. */
-  | { type: 'gatherConns'; request: number }
+  | { type: 'report'; request: number; report: ThreadReport }
+  /** A connection asked for a report of every thread: gather them. */
+  | { type: 'gather'; request: number }
   | { type: 'shutdown' }
   | { type: 'crash'; thread: number; holdingLock: boolean }
   | { type: 'closed' };

@@ -136,7 +136,7 @@ export class OperatorCommands {
     if (sub === 'temp_ttl' && words.length >= 2 && this.maintainerRuns()) {
       const ttl = i32(rest[0]);
       if (ttl === null) return R.error;
-      this.tuneAll({ temporaryTtl: ttl < 0 ? -1 : ttl });
+      this.tuneAll(ttl < 0 ? { tempLru: false } : { tempLru: true, temporaryTtl: ttl });
       return R.ok;
     }
     return R.error;

@@ -8,10 +8,10 @@ import net from 'node:net';
 import type { MessagePort } from 'node:worker_threads';
 import { Credentials } from '../auth.js';
 import { serverClock, useClockCell } from '../clock.js';
-import { idleTimeout, replyBudgetMb, type Config, type ProtocolChoice } from '../config.js';
+import { idleTimeout, replyBudgetMb, watcherBufferKb, type Config, type ProtocolChoice } from '../config.js';
 import { Connection, type ConnectionHost } from '../connection.js';
 import { GarbageBound } from '../gc.js';
-import type { KeyCommand, LocalCommand } from '../protocol/command.js';
+import { Op, type KeyCommand, type LocalCommand } from '../protocol/command.js';
 import { Errors } from '../protocol/text.js';
 import { HashRing } from '../router.js';
 import { ShardAccess } from '../shards/shard-access.js';
@@ -19,9 +19,12 @@ import { cachedump, SLAB_CLASS_LIMIT, type Dumping } from '../shards/dump.js';
 import { lock } from '../shards/lock.js';
 import { StatsReporter, type ConnInfo, type Row } from '../stats.js';
 import type { Clock } from '../store/store.js';
+import { UdpEndpoint } from '../udp/endpoint.js';
 import { MEMCACHED_VERSION } from '../version.js';
-import type { ThreadInit, ToMain, ToThread } from './messages.js';
+import type { ThreadInit, ThreadReport, ToMain, ToThread } from './messages.js';
+import { PrefixEvent, PrefixStats, renderPrefixDump, type PrefixEventId } from '../prefix-stats.js';
 import { OperatorCommands } from './operator.js';
+import { parseWatchKinds, StoreWatch, WatchHub, WatchKind, WatchLine, type CurrentClient } from './watch.js';
 import { Cell, COMMAND_INDEX, Field, PROTOCOLS, ThreadStats, type Protocol } from './thread-stats.js';
 
 /** Items the background crawler inspects per tick; a tick every 100 ms keeps it off the hot path. */
@@ -32,6 +35,18 @@ const START_BARRIER_MS = 10_000;
 /** How often idle connections are looked for (-o idle_timeout has a one-second grain). */
 const IDLE_CHECK_MS = 1000;
 const PROTOCOL_INDEX: Record<Protocol, number> = { text: PROTOCOLS.indexOf('text'), binary: PROTOCOLS.indexOf('binary') };
+
+/** An IPv4 peer of a dual-stack socket as memcached prints it (127.0.0.1, not ::ffff:127.0.0.1). */
+function unmapped(ip: string): string {
+  return ip.startsWith('::ffff:') && ip.includes('.') ? ip.slice(7) : ip;
+}
+
+/** Which per-prefix count each key command adds to (`stats detail`). */
+const PREFIX_EVENT: Partial<Record<number, PrefixEventId>> = {
+  [Op.Get]: PrefixEvent.Get, [Op.Gets]: PrefixEvent.Get, [Op.Gat]: PrefixEvent.Get, [Op.Gats]: PrefixEvent.Get,
+  [Op.Set]: PrefixEvent.Set, [Op.Add]: PrefixEvent.Set, [Op.Replace]: PrefixEvent.Set, [Op.Append]: PrefixEvent.Set,
+  [Op.Prepend]: PrefixEvent.Set, [Op.Cas]: PrefixEvent.Set, [Op.SetTooLarge]: PrefixEvent.Set, [Op.Delete]: PrefixEvent.Delete,
+};
 
 export class ServingThread implements ConnectionHost {
   readonly maxValue: number;
@@ -46,14 +61,21 @@ export class ServingThread implements ConnectionHost {
   private readonly ring: HashRing;
   readonly access: ShardAccess;
   private readonly operator: OperatorCommands;
+  private readonly watch: WatchHub;
+  /** Whose command runs now, for watch lines' cfd. */
+  private readonly client: CurrentClient = { id: -1 };
   private readonly stats: ThreadStats;
   private readonly reporter: StatsReporter;
   private readonly port: MessagePort;
   private readonly listener: net.Server;
+  /** -U: this thread's UDP socket, when it has one (see lib/udp/endpoint.ts). */
+  private udp: UdpEndpoint | null = null;
   private readonly connections = new Set<Connection>();
   private readonly garbage = new GarbageBound();
   /** `stats conns` requests waiting for every thread's answer. */
-  private readonly gathering = new Map<number, (conns: ConnInfo[]) => void>();
+  private readonly gathering = new Map<number, (report: ThreadReport) => void>();
+  private readonly prefixes: PrefixStats;
+  private prefixEpoch = 0;
   private nextRequest = 0;
   private connectionsAccepted = 0;
 
@@ -73,19 +95,28 @@ export class ServingThread implements ConnectionHost {
     this.stats = new ThreadStats(init.stats, init.config.threads);
     this.reporter = new StatsReporter({ config: init.config, clock: this.clock, shards: init.shards, threads: this.stats });
     this.operator = new OperatorCommands(this);
+    this.watch = new WatchHub(this.stats.shared);
+    this.prefixes = new PrefixStats(init.config.prefixDelimiter.charCodeAt(0));
+    this.access.observe((store) => new StoreWatch(this.watch, store, this.client));
     this.port = init.port;
     this.port.on('message', (msg: ToThread) => this.onMessage(msg));
     this.listener = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
   }
 
   async start(): Promise<void> {
+    if (this.init.startTogether) await UdpEndpoint.checkPortFree(this.config, this.thread);
     if (this.init.startTogether) this.waitForEveryThread();
+    // UDP first: a port in use fails the start before anything else is open
+    this.udp = await UdpEndpoint.open(this, this.config, this.thread);
     await new Promise<void>((resolve, reject) => {
       this.listener.once('error', reject);
       this.listener.listen({ ...this.init.listen, backlog: this.config.backlog }, () => {
         this.listener.off('error', reject);
         resolve();
       });
+    }).catch((err: unknown) => {
+      this.udp?.close();
+      throw err;
     });
     const idle = idleTimeout(this.config);
     if (idle > 0) setInterval(() => this.kickIdle(idle), IDLE_CHECK_MS);
@@ -117,7 +148,11 @@ export class ServingThread implements ConnectionHost {
     this.connections.add(conn);
     const kind = this.config.protocol === 'auto' ? 'auto-negotiating' : this.config.protocol;
     this.log(2, `<${conn.id} new ${kind} client connection`);
+    const [ip, port, transport] = this.config.unixSocket === undefined ? [unmapped(socket.remoteAddress ?? ''), socket.remotePort ?? 0, 'tcp' as const] : ['unix', 0, 'local' as const];
+    if (this.watch.wants(WatchKind.connevents)) this.watch.emit(WatchKind.connevents, WatchLine.connNew(ip, port, transport, conn.id));
+    socket.on('error', () => (conn.closeReason = 'error'));
     socket.on('close', () => {
+      if (this.watch.wants(WatchKind.connevents)) this.watch.emit(WatchKind.connevents, WatchLine.connClose(ip, port, transport, conn.closeReason, conn.id));
       Atomics.sub(shared, Cell.connections, 1);
       this.stats.add(this.thread, Field.currConnections, -1);
       this.connections.delete(conn);
@@ -149,6 +184,7 @@ export class ServingThread implements ConnectionHost {
       if (now - conn.lastCommandAt <= seconds) continue;
       this.stats.add(this.thread, Field.idleKicks, 1);
       this.log(2, `<${conn.id} idle timeout, closing`);
+      conn.closeReason = 'idle_timeout';
       conn.socket.destroy();
     }
   }
@@ -157,8 +193,11 @@ export class ServingThread implements ConnectionHost {
     return this.ring.shardOf(key);
   }
 
-  execute(shard: number, cmd: KeyCommand): Buffer {
-    return this.access.run(shard, cmd);
+  execute(shard: number, cmd: KeyCommand, client = -1): Buffer {
+    this.client.id = client;
+    const reply = this.access.run(shard, cmd);
+    if (Atomics.load(this.stats.shared, Cell.detailEnabled) === 1) this.recordPrefix(cmd, reply);
+    return reply;
   }
 
   local(cmd: LocalCommand, conn: Connection, slot: number): string | null | undefined {
@@ -186,16 +225,37 @@ export class ServingThread implements ConnectionHost {
       case 'operator':
         return this.operator.run(cmd.name, cmd.args);
       case 'watch':
-        return Errors.error;
-      case 'stats':
+        return this.startWatch(cmd.args, conn, slot);
+      case 'stats': {
         if (cmd.group === 'cachedump') return this.cachedump(cmd.args);
+        const later = (reply: (r: ThreadReport) => string): undefined => {
+          this.gather((report) => {
+            conn.fill(slot, Buffer.from(reply(report), 'latin1'));
+            conn.flushReplies();
+          });
+          return undefined;
+        };
+        if (cmd.group === 'detail') {
+          const sub = cmd.args[0];
+          if (sub === 'dump') return later((r) => renderPrefixDump(r.prefixes));
+          if (sub !== 'on' && sub !== 'off') return Errors.detailUsage;
+          this.setDetail(sub === 'on');
+          return 'OK\r\n';
+        }
         if (!this.needsEveryThread(cmd.group)) return this.reporter.report(cmd.group, cmd.args);
-        this.gatherConns((conns) => {
-          conn.fill(slot, Buffer.from(this.reporter.report(cmd.group, cmd.args, conns), 'latin1'));
-          conn.flushReplies();
-        });
-        return undefined;
+        return later((r) => this.reporter.report(cmd.group, cmd.args, r.conns));
+      }
     }
+  }
+
+  /** `watch [kinds]`: the connection receives every thread's log lines of those kinds from now on. */
+  private startWatch(names: string[], conn: Connection, slot: number): string {
+    if (!this.config.watchEnabled) return Errors.watchDisabled;
+    if (!conn.isFrontReply(slot)) return Errors.watchPipelined;
+    const kinds = parseWatchKinds(names);
+    if (kinds === null) return Errors.error;
+    this.watch.add(conn.startWatching(watcherBufferKb(this.config) * 1024), kinds);
+    return 'OK\r\n';
   }
 
   flushAll(delay: number): boolean {
@@ -206,16 +266,55 @@ export class ServingThread implements ConnectionHost {
   }
 
   statsRows(group: string, then: (rows: Row[] | null) => void): void {
-    if (this.needsEveryThread(group)) this.gatherConns((conns) => then(this.reporter.rows(group, conns)));
+    // the binary Stat key `detail on|off|dump`, matched by prefix as memcached does
+    if (group.startsWith('detail')) {
+      const sub = group.slice(6);
+      if (sub.startsWith(' dump')) return this.gather((r) => then([['detailed', renderPrefixDump(r.prefixes)]]));
+      if (sub.startsWith(' on') || sub.startsWith(' off')) {
+        this.setDetail(sub.startsWith(' on'));
+        return then([]);
+      }
+      return then(null);
+    }
+    if (this.needsEveryThread(group)) this.gather((r) => then(this.reporter.rows(group, r.conns)));
     else then(this.reporter.rows(group));
+  }
+
+  /** `stats detail on|off`: every thread counts per prefix from now on, or stops. */
+  private setDetail(on: boolean): void {
+    Atomics.store(this.stats.shared, Cell.detailEnabled, on ? 1 : 0);
+  }
+
+  /** Per-prefix counts of this thread, cleared when `stats reset` (any thread's) moved the epoch. */
+  private prefixStats(): PrefixStats {
+    const epoch = Atomics.load(this.stats.shared, Cell.detailEpoch);
+    if (epoch !== this.prefixEpoch) {
+      this.prefixEpoch = epoch;
+      this.prefixes.clear();
+    }
+    return this.prefixes;
+  }
+
+  /** memcached counts text get/set/delete and binary get/set/append/prepend/delete per prefix; meta commands are not counted. */
+  private recordPrefix(cmd: KeyCommand, reply: Buffer): void {
+    if (cmd.meta !== undefined) return;
+    const event = PREFIX_EVENT[cmd.op];
+    if (event === undefined) return;
+    const hit = event === PrefixEvent.Get && (cmd.binary !== undefined ? reply.length > 7 && reply[6] === 0 && reply[7] === 0 : reply.length > (cmd.end ? 5 : 0));
+    this.prefixStats().record(cmd.key, event, hit);
   }
 
   /**
    * Before a stats group is reported: `reset` clears the shards' counters (under their locks;
-   * the reporter clears the threads'), `sizes_enable|disable` switch size tracking. True for `conns`, which needs every thread's connections.
+   * the reporter clears the threads'), `sizes_enable|disable` switch size tracking. True for
+   * `conns`, which needs every thread's connections.
    */
   private needsEveryThread(group: string): boolean {
-    if (group === 'reset') this.access.resetStats();
+    if (group === 'reset') {
+      this.access.resetStats();
+      // memcached's stats reset clears the prefix stats too: every thread drops its counts
+      Atomics.add(this.stats.shared, Cell.detailEpoch, 1);
+    }
     if (group === 'sizes_enable' || group === 'sizes_disable') {
       const on = group === 'sizes_enable';
       for (let shard = 0; shard < this.access.count; shard++) {
@@ -252,10 +351,11 @@ export class ServingThread implements ConnectionHost {
     return 'OK\r\n';
   }
 
-  private gatherConns(then: (conns: ConnInfo[]) => void): void {
+  /** Ask the main thread for every thread's report. */
+  private gather(then: (report: ThreadReport) => void): void {
     const request = this.nextRequest++;
     this.gathering.set(request, then);
-    this.send({ type: 'gatherConns', request });
+    this.send({ type: 'gather', request });
   }
 
   private connInfo(): ConnInfo[] {
@@ -274,12 +374,12 @@ export class ServingThread implements ConnectionHost {
 
   private onMessage(msg: ToThread): void {
     switch (msg.type) {
-      case 'conns':
-        return this.send({ type: 'conns', request: msg.request, conns: this.connInfo() });
-      case 'connsReply': {
+      case 'report':
+        return this.send({ type: 'report', request: msg.request, report: { conns: this.connInfo(), prefixes: this.prefixStats().entries() } });
+      case 'gathered': {
         const then = this.gathering.get(msg.request);
         this.gathering.delete(msg.request);
-        return then?.(msg.conns);
+        return then?.(msg.report);
       }
       case 'crash':
         this.log(1, `fault injection: thread ${this.thread} exits${msg.holdingLock ? ' holding its shard lock' : ''}`);
@@ -287,7 +387,11 @@ export class ServingThread implements ConnectionHost {
         return process.exit(1);
       case 'close':
         this.listener.close();
-        for (const conn of this.connections) conn.socket.destroy();
+        this.udp?.close();
+        for (const conn of this.connections) {
+          conn.closeReason = 'shutdown';
+          conn.socket.destroy();
+        }
         return this.send({ type: 'closed' });
     }
   }

@@ -53,11 +53,20 @@ export const Cell = {
   memoryLimitMb: 10,
   /** `stats detail on|off`. */
   detailEnabled: 11,
-  /** Open `watch` connections, and the event kinds any of them wants (LogKind bits). */
+  /** Open `watch` connections (log_watchers), the last event id, and memcached's logger counters. */
   watchers: 12,
-  watchedKinds: 13,
+  watchGid: 13,
+  logWorkerWritten: 14,
+  logWatcherSent: 15,
+  logWatcherSkipped: 16,
+  /** Bumped by `stats reset`: each thread then drops its per-prefix counts. */
+  detailEpoch: 17,
+  /** Watchers wanting each event kind: the WATCH_KIND_COUNT cells from watching + WatchKind. */
+  watching: 18,
 } as const;
-const CELLS = Object.keys(Cell).length;
+/** memshard's `watch` event kinds (see WatchKind in watch.ts). */
+export const WATCH_KIND_COUNT = 5;
+const CELLS = Cell.watching + WATCH_KIND_COUNT;
 
 /** Command latency buckets, seconds: 10 us .. 1 s. */
 export const LATENCY_BUCKETS = [1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 0.5, 1];
