@@ -17,15 +17,9 @@ import {
   yieldFlushBetween,
   type Response,
 } from '../lib/udp/frame.js';
+import { udpHeader } from './helpers/udp.js';
 
-const header = (id: number, seq: number, total: number, reserved = 0) => {
-  const b = Buffer.alloc(8);
-  b.writeUInt16BE(id, 0);
-  b.writeUInt16BE(seq, 2);
-  b.writeUInt16BE(total, 4);
-  b.writeUInt16BE(reserved, 6);
-  return b;
-};
+const header = udpHeader;
 
 t.test('memcached.h sizes', async (t) => {
   t.equal(UDP_HEADER_SIZE, 8);

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { cliPath, rawClient, startDaemon, startMemcached, type Daemon, type RawClient } from './helpers/daemon.js';
+import { udpHeader } from './helpers/udp.js';
 
 /** A UDP port that was free a moment ago. */
 function freeUdpPort(): Promise<number> {
@@ -24,14 +25,7 @@ function freeUdpPort(): Promise<number> {
   });
 }
 
-function header(id: number, seq = 0, total = 1, reserved = 0): Buffer {
-  const b = Buffer.alloc(8);
-  b.writeUInt16BE(id, 0);
-  b.writeUInt16BE(seq, 2);
-  b.writeUInt16BE(total, 4);
-  b.writeUInt16BE(reserved, 6);
-  return b;
-}
+const header = udpHeader;
 
 const text = (s: string) => Buffer.from(s, 'latin1');
 
