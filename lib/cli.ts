@@ -8,6 +8,7 @@ import { Credentials } from './auth.js';
 import { daemonize, isDaemonChild, reportToParent, switchUser, UnknownUserError, writePidFile } from './cli/process.js';
 import { parseArgs } from './cli/options.js';
 import { ConfigError, type Config } from './config.js';
+import { checkServerTls } from './tls/acceptor.js';
 import { Server, type ServerAuth } from './server.js';
 
 /** memcached's exit codes (sysexits.h). */
@@ -26,9 +27,10 @@ function credentials(flag: string, path: string | undefined): Credentials | null
 }
 
 /**
- * memcached's signals: SIGINT, SIGTERM and SIGUSR1 (its graceful stop) close and exit 0; SIGHUP is
- * logged and ignored. A second SIGINT or SIGTERM kills at once. The SIGUSR1 listener stays, as
- * while there is one Node does not open its inspector on SIGUSR1.
+ * memcached's signals: SIGINT, SIGTERM and SIGUSR1 (its graceful stop) close and exit 0; SIGHUP
+ * reloads the TLS certificates with -Z (memcached 1.6.40+) and is otherwise logged and ignored.
+ * A second SIGINT or SIGTERM kills at once. The SIGUSR1 listener stays, as while there is one
+ * Node does not open its inspector on SIGUSR1.
  */
 function handleSignals(server: Server): void {
   let stopping: Promise<void> | null = null;
@@ -39,7 +41,12 @@ function handleSignals(server: Server): void {
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
   process.on('SIGUSR1', stop);
-  process.on('SIGHUP', (signal) => server.log(1, `Signal handled: ${signal}.`));
+  process.on('SIGHUP', (signal) => {
+    server.log(1, `Signal handled: ${signal}.`);
+    if (server.config.tls === null) return;
+    const failed = server.refreshCerts();
+    if (failed !== null) process.stderr.write(`Could not reload TLS certificates on SIGHUP: ${failed}\n`);
+  });
 }
 
 /** Say why the server cannot run, to the terminal or to the waiting -d parent, and exit. */
@@ -68,6 +75,9 @@ async function main(): Promise<void> {
     if (!(err instanceof ConfigError)) throw err;
     fail(err.message.split('\n')[0]!, EX_USAGE);
   }
+  // memcached checks its certificates before anything else starts (ssl_init), and exits EX_USAGE
+  const tlsProblem = config.tls === null ? null : checkServerTls(config.tls);
+  if (tlsProblem !== null) fail(tlsProblem, EX_USAGE);
   if (config.daemon && !isDaemonChild()) await daemonize();
   const server = new Server(config, auth);
   handleSignals(server);

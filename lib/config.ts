@@ -5,6 +5,7 @@
 import { pageSizeFor } from './store/slabs.js';
 import type { StoreConfig } from './store/store.js';
 import { DEFAULT_TUNING, type StoreTuning } from './store/tuning.js';
+import { TLS_EXTRAS, type TlsSettings } from './tls/settings.js';
 
 export interface Config {
   port: number;
@@ -50,6 +51,8 @@ export interface Config {
   preallocate: boolean;
   /** -W turns `watch` off. */
   watchEnabled: boolean;
+  /** -Z and its `-o ssl_*` options; null = plain TCP. */
+  tls: TlsSettings | null;
   /** -D: the key prefix delimiter of `stats detail`, which is then on from the start. */
   prefixDelimiter: string;
   detailAtStart: boolean;
@@ -69,7 +72,7 @@ const HONOURED_EXTRAS = new Set([
   'idle_timeout', 'read_buf_mem_limit', 'slab_reassign', 'no_slab_reassign', 'slab_automove', 'no_slab_automove',
   'lru_crawler', 'no_lru_crawler', 'lru_crawler_sleep', 'lru_crawler_tocrawl', 'lru_maintainer', 'no_lru_maintainer',
   'hot_lru_pct', 'warm_lru_pct', 'hot_max_factor', 'warm_max_factor', 'temporary_ttl', 'track_sizes',
-  'watcher_logbuf_size', 'worker_logbuf_size',
+  'watcher_logbuf_size', 'worker_logbuf_size', ...TLS_EXTRAS,
 ]);
 
 /** `-o` keys memcached accepts that memshard takes but that change nothing here. */

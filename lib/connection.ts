@@ -107,6 +107,8 @@ export class Connection {
   state = 'conn_read';
   /** A `watch` connection: it reads no more requests, it only receives log lines. */
   private watching = false;
+  /** The client certificate's subject, for a mutual-TLS connection (`stats conns`). */
+  peerSubject: string | null = null;
   /** Why the connection closed, as memcached's conn_close watch line says. */
   closeReason: 'normal' | 'error' | 'idle_timeout' | 'shutdown' = 'normal';
 

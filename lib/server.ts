@@ -16,6 +16,7 @@ import { newShardLocks, takeOver, unlock } from './shards/lock.js';
 import type { ShardMemory } from './shards/shard-access.js';
 import { StatsReporter } from './stats.js';
 import { Store } from './store/store.js';
+import { checkServerTls } from './tls/acceptor.js';
 import { openListenSocket, type ListenSocket, type ThreadListen } from './threads/listen-socket.js';
 import type { ThreadInit, ThreadReport, ToMain, ToThread } from './threads/messages.js';
 import { Cell, newThreadStatsBuffers, ThreadStats, type ThreadStatsBuffers } from './threads/thread-stats.js';
@@ -84,6 +85,7 @@ export class Server {
     Atomics.store(cells, Cell.crawlerToCrawl, crawler.toCrawl | 0);
     Atomics.store(cells, Cell.memoryLimitMb, config.memoryLimitMb);
     Atomics.store(cells, Cell.detailEnabled, config.detailAtStart ? 1 : 0);
+    Atomics.store(cells, Cell.certRefreshedAt, this.clock.now());
     this.exporter = new Exporter(new StatsReporter({ config, clock: this.clock, shards: this.shards, threads: this.threads }), this.threads);
     this.slots = Array.from({ length: config.threads }, (_, t) => {
       const pool = new Piscina({
@@ -97,6 +99,16 @@ export class Server {
       pool.on('error', (err: unknown) => this.log(1, `thread ${t}: error: ${String(err)}`));
       return { pool, port: null, starting: false };
     });
+  }
+
+  /** SIGHUP with -Z: check the certificate files; good ones are taken by every thread's next handshake. */
+  refreshCerts(): string | null {
+    const failed = this.config.tls === null ? 'Error TLS not enabled' : checkServerTls(this.config.tls);
+    if (failed !== null) return failed;
+    Atomics.store(this.threads.shared, Cell.certRefreshedAt, this.clock.now());
+    Atomics.add(this.threads.shared, Cell.certEpoch, 1);
+    this.log(1, 'TLS certificates reloaded');
+    return null;
   }
 
   get verbosity(): number {

@@ -7,6 +7,7 @@ import { readShardStats, type ShardStats } from './store/stats.js';
 import { idleTimeout, replyBudgetMb, slabReassign, watcherBufferKb, workerBufferKb, type Config } from './config.js';
 import { Store } from './store/store.js';
 import { SIZE_BUCKET_BYTES } from './store/layout.js';
+import { TLS_VERSION_NAMES, type TlsSettings } from './tls/settings.js';
 import type { ShardMemory } from './shards/shard-access.js';
 import type { Clock } from './store/store.js';
 import { Cell, Field, type ThreadStats } from './threads/thread-stats.js';
@@ -55,6 +56,8 @@ export interface StatsSource {
 /** One open connection, as `stats conns` shows it. */
 export interface ConnInfo {
   id: number;
+  /** Mutual TLS: the client certificate's subject. */
+  peerSubject: string | null;
   addr: string;
   listenAddr: string;
   state: string;
@@ -68,6 +71,10 @@ const SLAB_REASSIGN_STATS = [
 
 export class StatsReporter {
   constructor(private readonly source: StatsSource) {}
+
+  get config(): Config {
+    return this.source.config;
+  }
 
   /** The reply to `stats <group> <args>`; `conns` is every thread's connections (for `stats conns`). */
   report(group: string, args: string[], conns: ConnInfo[] = []): string {
@@ -178,6 +185,7 @@ export class StatsReporter {
       ['log_watcher_skipped', Atomics.load(threads.shared, Cell.logWatcherSkipped)],
       ['log_watcher_sent', Atomics.load(threads.shared, Cell.logWatcherSent)],
       ['log_watchers', Atomics.load(threads.shared, Cell.watchers)],
+      ...this.tlsRows(),
       ['unexpected_napi_ids', 0],
       ['round_robin_fallback', 0],
       ['bytes', total('bytes')],
@@ -254,6 +262,7 @@ export class StatsReporter {
       ['read_buf_mem_limit', replyBudgetMb(cfg) * 1024 * 1024],
       ['track_sizes', onOff(store.tracksSizes)],
       ['inline_ascii_response', 'no'],
+      ...tlsSettingsRows(cfg.tls),
       ['memshard_slab_page_size', shard0.config.pageSize],
       ['memshard_shards', cfg.threads],
     ];
@@ -278,6 +287,19 @@ export class StatsReporter {
     }
     rows.push(['active_slabs', active], ['total_malloced', StatsReporter.total(shards, 'total_malloced')]);
     return rows;
+  }
+
+  /** memcached 1.6.45's TLS counters, shown with -Z. */
+  private tlsRows(): Row[] {
+    const { config, threads } = this.source;
+    if (config.tls === null) return [];
+    const c = (field: number): number => threads.total(field);
+    return [
+      ...(config.tls.sessionCache ? [['ssl_new_sessions', c(Field.sslNewSessions)] as Row] : []),
+      ['ssl_handshake_errors', c(Field.sslHandshakeErrors)],
+      ['ssl_proto_errors', c(Field.sslProtoErrors)],
+      ['time_since_server_cert_refresh', this.now() - Atomics.load(threads.shared, Cell.certRefreshedAt)],
+    ];
   }
 
   /** `stats sizes` (memcached's, with -o track_sizes or after `stats sizes_enable`): items per 32-byte size. */
@@ -308,6 +330,7 @@ export class StatsReporter {
         [`${conn.id}:state`, conn.state],
         [`${conn.id}:secs_since_last_cmd`, now - conn.lastCommandAt],
       );
+      if (conn.peerSubject !== null) rows.push([`${conn.id}:memshard_tls_peer`, conn.peerSubject]);
     }
     return rows;
   }
@@ -332,6 +355,26 @@ function mergeClasses(shards: ShardStats[]): Map<number, Record<string, number>>
     }
   }
   return new Map([...merged].sort((a, b) => a[0] - b[0]));
+}
+
+/** memcached prints OpenSSL's verify flags: PEER 1, FAIL_IF_NO_PEER_CERT 2, CLIENT_ONCE 4. */
+const OPENSSL_VERIFY_FLAGS = [0, 1, 3, 7];
+
+/** memcached's `stats settings` ssl_* rows (a TLS build prints them with or without -Z). */
+function tlsSettingsRows(tls: TlsSettings | null): Row[] {
+  return [
+    ['ssl_enabled', tls === null ? 'no' : 'yes'],
+    ['ssl_chain_cert', tls?.chainCert ?? '(null)'],
+    ['ssl_key', tls?.key ?? '(null)'],
+    ['ssl_verify_mode', OPENSSL_VERIFY_FLAGS[tls?.verifyMode ?? 0]!],
+    ['ssl_keyformat', tls?.keyFormat ?? 1],
+    ['ssl_ciphers', tls?.ciphers ?? 'NULL'],
+    ['ssl_ca_cert', tls?.caCert ?? 'NULL'],
+    ['ssl_wbuf_size', tls?.wbufSize ?? 16384],
+    ['ssl_session_cache', tls?.sessionCache === true ? 'yes' : 'no'],
+    ['ssl_kernel_tls', 'no'],
+    ['ssl_min_version', TLS_VERSION_NAMES[tls?.minVersion ?? 2]],
+  ];
 }
 
 function render(rows: Row[]): string {

@@ -83,7 +83,10 @@ t.test('flags memshard cannot honour are refused with the reason', async (t) => 
     [['-k'], /^memshard: -k\/--lock-memory: /],
     [['-C'], /^memshard: -C\/--disable-cas: /],
     [['-e', '/dev/shm/x'], /^memshard: -e\/--memory-file: .*not persistent/],
-    [['-Z'], /^memshard: -Z\/--enable-ssl: TLS is not supported yet/],
+    [['-Z'], /^memshard: Error loading the certificate chain: \(null\)/],
+    [['-Z', '-o', 'ssl_verify_mode=5'], /^memshard: Invalid ssl_verify_mode. Use help to see valid options.$/m],
+    [['-Z', '-o', 'ssl_min_version=x'], /^memshard: could not parse argument to ssl_min_version$/m],
+    [['-o', 'ssl_kernel_tls'], /^memshard: Kernel TLS offload is not available$/m],
     [['-B', 'both'], /^memshard: -B\/--protocol: 'both' is not one of ascii, binary, auto/],
   ];
   for (const [args, message] of refused) {

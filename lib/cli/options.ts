@@ -5,7 +5,18 @@
  */
 import yargs, { type Options } from 'yargs';
 import { ConfigError, parseExtras, parseSize, validate, type Config, type ProtocolChoice } from '../config.js';
+import { parseTlsSettings, TlsSettingsError, type TlsSettings } from '../tls/settings.js';
 import { MEMCACHED_VERSION, MEMSHARD_VERSION } from '../version.js';
+
+/** memcached's TLS options, its messages as a ConfigError. */
+function tlsSettings(enabled: boolean, extras: Record<string, string>): TlsSettings | null {
+  try {
+    return parseTlsSettings(enabled, extras);
+  } catch (err) {
+    if (err instanceof TlsSettingsError) throw new ConfigError(err.message);
+    throw err;
+  }
+}
 
 /** What a flag memshard refuses says (after the flag's name). */
 const REFUSED: Record<string, string> = {
@@ -13,7 +24,6 @@ const REFUSED: Record<string, string> = {
   'lock-memory': 'Node cannot lock its memory (mlockall)',
   'disable-cas': 'not supported: CAS values are always kept',
   'memory-file': 'memshard is deliberately not persistent: there is no memory file',
-  'enable-ssl': 'TLS is not supported yet',
 };
 
 /** Numeric flags, read as text so that a bad value can be named. */
@@ -54,7 +64,7 @@ const OPTIONS: Array<[string, string | undefined, Options]> = [
   ['disable-watch', 'W', flag('disable watch commands (live logging)')],
   ['auth-file', 'Y', { type: 'string', describe: 'enable ASCII protocol authentication; format: user:pass lines' }],
   ['memory-file', 'e', { type: 'string', describe: 'mmap a file for item memory (refused)' }],
-  ['enable-ssl', 'Z', flag('enable TLS/SSL (refused: not supported yet)')],
+  ['enable-ssl', 'Z', flag('enable TLS/SSL, with -o ssl_chain_cert=FILE,ssl_key=FILE[,ssl_ca_cert=FILE,ssl_verify_mode=0-3,ssl_min_version=0-3,ssl_ciphers=LIST,ssl_keyformat=1|2,ssl_session_cache]')],
   ['extended', 'o', { type: 'string', array: true, default: [] as string[], describe: 'comma separated list of extended options (see README)' }],
   ['sasl-pwdb', undefined, { type: 'string', describe: 'SASL password file, lines user:password (default: $MEMCACHED_SASL_PWDB)' }],
   ['metrics-port', undefined, num("Prometheus /metrics HTTP port (memcached_exporter's; 0 = off)", 9150)],
@@ -109,6 +119,7 @@ export function parseArgs(argv: string[]): Parsed {
   const n = (name: string) => number(name, OPTIONS.find(([o]) => o === name)?.[1], args[name]);
   const protocol = PROTOCOLS[String(args['protocol'])];
   if (protocol === undefined) throw new ConfigError(`-B/--protocol: '${String(args['protocol'])}' is not one of ascii, binary, auto`);
+  const extras = parseExtras(args['extended'] as string[]);
   const config = validate({
     port: n('port'),
     listen: args['listen'] as string | undefined,
@@ -141,7 +152,8 @@ export function parseArgs(argv: string[]): Parsed {
     watchEnabled: args['disable-watch'] !== true,
     prefixDelimiter: (args['stats-delimiter'] as string | undefined) ?? ':',
     detailAtStart: args['stats-delimiter'] !== undefined,
-    extras: parseExtras(args['extended'] as string[]),
+    extras,
+    tls: tlsSettings(args['enable-ssl'] === true, extras),
   });
   return { kind: 'run', config };
 }

@@ -9,7 +9,8 @@ import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { StatsReporter } from '../stats.js';
 import type { ShardStats } from '../store/stats.js';
 import { MEMCACHED_VERSION } from '../version.js';
-import { Field, type ThreadStats } from '../threads/thread-stats.js';
+import { loadServerTls } from '../tls/context.js';
+import { Cell, Field, LATENCY_COMMANDS, type ThreadStats } from '../threads/thread-stats.js';
 import { SharedLatencyHistogram } from './histogram.js';
 
 /** A consistent view of all stats, taken once per scrape. */
@@ -35,6 +36,15 @@ export class Exporter {
       'Time from a request being parsed to its reply being ready, by command and protocol.',
       threads,
       reg,
+      new Set(LATENCY_COMMANDS.filter((c) => c !== 'tls_handshake')),
+    );
+    new SharedLatencyHistogram(
+      'memshard_tls_handshake_duration_seconds',
+      'TLS handshakes (-Z), from the accept to the secure connection.',
+      threads,
+      reg,
+      new Set(['tls_handshake']),
+      false,
     );
     collectDefaultMetrics({ register: reg });
     // gauges whose names end in _total fail promtool's lint; their twins without it remain
@@ -253,7 +263,31 @@ export class Exporter {
     });
     perShard('memshard_shard_evictions_total', 'Items evicted from the shard.', 'counter', (s) => counters(s)['evictions'] ?? 0);
     this.single('counter', 'memshard_worker_restarts_total', 'Serving threads replaced after dying.', () => this.stat('memshard_worker_restarts'));
+    this.defineTlsSeries();
     this.single('counter', 'memshard_shard_resets_total', 'Shards emptied because a dying thread held their lock.', () => this.stat('memshard_shard_resets'));
+  }
+
+  /** -Z: memcached's TLS counters, and when the certificate in use expires (to alert before it does). */
+  private defineTlsSeries(): void {
+    const tls = this.stats.config.tls;
+    if (tls === null) return;
+    const stat = (name: string) => this.stat(name);
+    this.single('counter', 'memshard_tls_handshake_errors_total', 'TLS handshakes that failed (memcached ssl_handshake_errors).', () => stat('ssl_handshake_errors'));
+    this.single('counter', 'memshard_tls_protocol_errors_total', 'TLS errors on established connections (memcached ssl_proto_errors).', () => stat('ssl_proto_errors'));
+    this.single('gauge', 'memshard_tls_seconds_since_cert_refresh', 'Seconds since the server certificate was (re)loaded.', () => stat('time_since_server_cert_refresh'));
+    let known: { epoch: number; notAfter: number } | null = null;
+    this.single('gauge', 'memshard_tls_certificate_expiry_timestamp_seconds', 'When the server certificate in use expires (Unix time).', () => {
+      const epoch = Atomics.load(this.threads.shared, Cell.certEpoch);
+      if (known === null || known.epoch !== epoch) {
+        try {
+          known = { epoch, notAfter: loadServerTls(tls).notAfter };
+        } catch {
+          // the files went bad after a successful reload: the threads keep the old certificate
+          return known?.notAfter ?? 0;
+        }
+      }
+      return known.notAfter;
+    });
   }
 
   /** Per serving thread: its connections and the requests it parsed (to see the balance). */

@@ -12,11 +12,17 @@ interface Sample {
 }
 
 export class SharedLatencyHistogram {
+  /**
+   * @param commands the LATENCY_COMMANDS series this metric shows
+   * @param labelled false: one series without labels (a single command of the text protocol)
+   */
   constructor(
     readonly name: string,
     readonly help: string,
     private readonly threads: ThreadStats,
     registry: Registry,
+    private readonly commands: ReadonlySet<string>,
+    private readonly labelled = true,
   ) {
     // the registry only calls get(); it types its entries as its own metric classes
     registry.registerMetric(this as unknown as Metric);
@@ -27,9 +33,10 @@ export class SharedLatencyHistogram {
     const values: Sample[] = [];
     PROTOCOLS.forEach((protocol, p) => {
       LATENCY_COMMANDS.forEach((command, c) => {
+        if (!this.commands.has(command)) return;
         const series = this.threads.latencySeries(p, c);
         if (series.count === 0) return;
-        const labels = { command, protocol };
+        const labels: Record<string, string> = this.labelled ? { command, protocol } : {};
         let cumulative = 0;
         LATENCY_BUCKETS.forEach((le, i) => {
           cumulative += series.buckets[i]!;

@@ -90,4 +90,5 @@ export type LocalCommand =
   | { kind: 'flush_all'; delay: number; noreply: boolean }
   | { kind: 'debug'; args: string[] }
   | { kind: 'operator'; name: 'slabs' | 'lru' | 'lru_crawler' | 'cache_memlimit'; args: string[] }
-  | { kind: 'watch'; args: string[] };
+  | { kind: 'watch'; args: string[] }
+  | { kind: 'refresh_certs' };

@@ -24,6 +24,7 @@ import { MEMCACHED_VERSION } from '../version.js';
 import type { ThreadInit, ThreadReport, ToMain, ToThread } from './messages.js';
 import { PrefixEvent, PrefixStats, renderPrefixDump, type PrefixEventId } from '../prefix-stats.js';
 import { OperatorCommands } from './operator.js';
+import { TlsAcceptor, type SecureClient, type TlsCounters } from '../tls/acceptor.js';
 import { parseWatchKinds, StoreWatch, WatchHub, WatchKind, WatchLine, type CurrentClient } from './watch.js';
 import { Cell, COMMAND_INDEX, Field, PROTOCOLS, ThreadStats, type Protocol } from './thread-stats.js';
 
@@ -62,6 +63,8 @@ export class ServingThread implements ConnectionHost {
   readonly access: ShardAccess;
   private readonly operator: OperatorCommands;
   private readonly watch: WatchHub;
+  /** -Z: handshakes for accepted sockets; null = plain TCP. */
+  private readonly tls: TlsAcceptor | null;
   /** Whose command runs now, for watch lines' cfd. */
   private readonly client: CurrentClient = { id: -1 };
   private readonly stats: ThreadStats;
@@ -97,6 +100,9 @@ export class ServingThread implements ConnectionHost {
     this.operator = new OperatorCommands(this);
     this.watch = new WatchHub(this.stats.shared);
     this.prefixes = new PrefixStats(init.config.prefixDelimiter.charCodeAt(0));
+    this.tls = init.config.tls === null
+      ? null
+      : new TlsAcceptor(init.config.tls, this.tlsCounters(), (client) => this.serve(client.socket, client), (level, msg) => this.log(level, msg));
     this.access.observe((store) => new StoreWatch(this.watch, store, this.client));
     this.port = init.port;
     this.port.on('message', (msg: ToThread) => this.onMessage(msg));
@@ -142,19 +148,30 @@ export class ServingThread implements ConnectionHost {
     }
     this.stats.add(this.thread, Field.currConnections, 1);
     this.stats.add(this.thread, Field.totalConnections, 1);
+    // a TLS client holds its place from accept on, through its handshake
+    socket.on('close', () => {
+      Atomics.sub(shared, Cell.connections, 1);
+      this.stats.add(this.thread, Field.currConnections, -1);
+    });
+    if (this.tls === null) this.serve(socket, null);
+    else this.tls.accept(socket);
+  }
+
+  /** A connection on `socket` (a TLS one with -Z) is ready for requests. */
+  private serve(socket: net.Socket, secure: SecureClient | null): void {
     // ids unique over threads: thread + threads * n
     const id = this.thread + this.config.threads * this.connectionsAccepted++;
     const conn = new Connection(socket, this, id);
+    conn.peerSubject = secure?.peerSubject ?? null;
     this.connections.add(conn);
     const kind = this.config.protocol === 'auto' ? 'auto-negotiating' : this.config.protocol;
     this.log(2, `<${conn.id} new ${kind} client connection`);
+    if (secure !== null) this.log(2, `<${conn.id} TLS ${secure.protocol}${secure.peerSubject === null ? '' : `, client certificate ${secure.peerSubject}`}`);
     const [ip, port, transport] = this.config.unixSocket === undefined ? [unmapped(socket.remoteAddress ?? ''), socket.remotePort ?? 0, 'tcp' as const] : ['unix', 0, 'local' as const];
     if (this.watch.wants(WatchKind.connevents)) this.watch.emit(WatchKind.connevents, WatchLine.connNew(ip, port, transport, conn.id));
     socket.on('error', () => (conn.closeReason = 'error'));
     socket.on('close', () => {
       if (this.watch.wants(WatchKind.connevents)) this.watch.emit(WatchKind.connevents, WatchLine.connClose(ip, port, transport, conn.closeReason, conn.id));
-      Atomics.sub(shared, Cell.connections, 1);
-      this.stats.add(this.thread, Field.currConnections, -1);
       this.connections.delete(conn);
       this.log(2, `<${conn.id} connection closed.`);
     });
@@ -226,6 +243,8 @@ export class ServingThread implements ConnectionHost {
         return this.operator.run(cmd.name, cmd.args);
       case 'watch':
         return this.startWatch(cmd.args, conn, slot);
+      case 'refresh_certs':
+        return this.refreshCerts();
       case 'stats': {
         if (cmd.group === 'cachedump') return this.cachedump(cmd.args);
         const later = (reply: (r: ThreadReport) => string): undefined => {
@@ -246,6 +265,38 @@ export class ServingThread implements ConnectionHost {
         return later((r) => this.reporter.report(cmd.group, cmd.args, r.conns));
       }
     }
+  }
+
+  /**
+   * memcached's `refresh_certs`: load the certificate files again; new handshakes on every thread
+   * use them, open connections keep theirs. A failure keeps the old ones and says why.
+   */
+  private refreshCerts(): string {
+    if (this.tls === null) return Errors.tlsNotEnabled;
+    const failed = this.tls.reload();
+    if (failed !== null) return `${failed}\r\n`;
+    const shared = this.stats.shared;
+    Atomics.store(shared, Cell.certRefreshedAt, this.clock.now());
+    this.tls.adopt(Atomics.add(shared, Cell.certEpoch, 1) + 1);
+    this.log(1, 'TLS certificates reloaded');
+    return 'OK\r\n';
+  }
+
+  private tlsCounters(): TlsCounters {
+    const add = (field: number) => this.stats.add(this.thread, field, 1);
+    return {
+      handshakeFailed: (reason) => {
+        add(Field.sslHandshakeErrors);
+        this.log(1, `TLS handshake failed: ${reason}`);
+      },
+      protocolError: (reason) => {
+        add(Field.sslProtoErrors);
+        this.log(2, `TLS error: ${reason}`);
+      },
+      newSession: () => add(Field.sslNewSessions),
+      handshakeSeconds: (seconds) => this.observeLatency('text', 'tls_handshake', seconds),
+      epoch: () => Atomics.load(this.stats.shared, Cell.certEpoch),
+    };
   }
 
   /** `watch [kinds]`: the connection receives every thread's log lines of those kinds from now on. */
@@ -364,10 +415,11 @@ export class ServingThread implements ConnectionHost {
       return {
         id: conn.id,
         // memcached prints an unnamed UNIX-socket peer this way
-        addr: this.config.unixSocket === undefined ? `tcp:${s.remoteAddress}:${s.remotePort}` : '?:<AF 0>',
-        listenAddr: this.config.unixSocket === undefined ? `tcp:${s.localAddress}:${s.localPort}` : `unix:${this.config.unixSocket}`,
+        addr: this.config.unixSocket === undefined ? `tcp:${unmapped(s.remoteAddress ?? '')}:${s.remotePort}` : '?:<AF 0>',
+        listenAddr: this.config.unixSocket === undefined ? `tcp:${unmapped(s.localAddress ?? '')}:${s.localPort}` : `unix:${this.config.unixSocket}`,
         state: conn.state,
         lastCommandAt: conn.lastCommandAt,
+        peerSubject: conn.peerSubject,
       };
     });
   }

@@ -29,6 +29,10 @@ export const Field = {
   replyBudgetWaits: 11,
   /** This thread's part of Cell.heldReplyKb. */
   heldReplyKb: 12,
+  /** TLS (-Z): failed handshakes, TLS errors after one, sessions made with ssl_session_cache on. */
+  sslHandshakeErrors: 13,
+  sslProtoErrors: 14,
+  sslNewSessions: 15,
 } as const;
 const FIELDS = Object.keys(Field).length;
 
@@ -61,8 +65,11 @@ export const Cell = {
   logWatcherSkipped: 16,
   /** Bumped by `stats reset`: each thread then drops its per-prefix counts. */
   detailEpoch: 17,
+  /** Bumped when `refresh_certs` or SIGHUP loaded new certificates (server time in certRefreshedAt). */
+  certEpoch: 18,
+  certRefreshedAt: 19,
   /** Watchers wanting each event kind: the WATCH_KIND_COUNT cells from watching + WatchKind. */
-  watching: 18,
+  watching: 20,
 } as const;
 /** memshard's `watch` event kinds (see WatchKind in watch.ts). */
 export const WATCH_KIND_COUNT = 5;
@@ -76,7 +83,7 @@ export type Protocol = (typeof PROTOCOLS)[number];
 export const LATENCY_COMMANDS = [
   'get', 'gets', 'gat', 'gats', 'set', 'add', 'replace', 'append', 'prepend', 'cas', 'delete', 'incr', 'decr',
   'touch', 'mg', 'ms', 'md', 'ma', 'me', 'mn', 'version', 'verbosity', 'quit', 'shutdown', 'stats', 'flush_all',
-  'debug', 'noop', 'sasl', 'auth',
+  'debug', 'noop', 'sasl', 'auth', 'tls_handshake',
 ] as const;
 export const COMMAND_INDEX = new Map<string, number>(LATENCY_COMMANDS.map((c, i) => [c, i]));
 const SERIES_SLOTS = LATENCY_BUCKETS.length + 2;
