@@ -6,6 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import net from 'node:net';
+import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 
 /** Repository root: this file is compiled to <root>/dist-test/spec/helpers/daemon.js. */
@@ -68,9 +69,9 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
  * Ask for the version (text, or binary for a -S server, which refuses text). A text server that
  * requires a login (-Y) answers CLIENT_ERROR unauthenticated: alive too.
  */
-export function probeVersion(port: number, timeoutMs = 1000, binary = false): Promise<string> {
+export function probeVersion(port: number, timeoutMs = 1000, binary = false, tlsOptions?: tls.ConnectionOptions): Promise<string> {
   return new Promise((resolve, reject) => {
-    const sock = net.connect({ port, host: '127.0.0.1' });
+    const sock = connectTo(port, tlsOptions);
     let buf = '';
     const done = (err: Error | null, line?: string) => {
       clearTimeout(timer);
@@ -83,7 +84,7 @@ export function probeVersion(port: number, timeoutMs = 1000, binary = false): Pr
     const request = Buffer.alloc(24);
     request[0] = 0x80;
     request[1] = 0x0b; // Version
-    sock.on('connect', () => sock.write(binary ? request : 'version\r\n'));
+    sock.on(tlsOptions === undefined ? 'connect' : 'secureConnect', () => sock.write(binary ? request : 'version\r\n'));
     sock.on('data', (d) => {
       buf += d.toString('latin1');
       if (binary) {
@@ -102,7 +103,17 @@ export function probeVersion(port: number, timeoutMs = 1000, binary = false): Pr
   });
 }
 
-function launch(cmd: string, argv: (port: number) => string[], what: string): Promise<Daemon> {
+/** A connection to 127.0.0.1:port, over TLS with tlsOptions (ready on 'secureConnect' then). */
+function connectTo(port: number, tlsOptions?: tls.ConnectionOptions): net.Socket {
+  return tlsOptions === undefined ? net.connect({ port, host: '127.0.0.1' }) : tls.connect({ port, host: '127.0.0.1', servername: 'localhost', ...tlsOptions });
+}
+
+/** How a test reaches a daemon: over TLS (-Z) with these options. */
+export interface Reach {
+  tls?: tls.ConnectionOptions;
+}
+
+function launch(cmd: string, argv: (port: number) => string[], what: string, reach: Reach = {}): Promise<Daemon> {
   const attempt = async (): Promise<Daemon> => {
     const port = await freePort();
     const args = argv(port);
@@ -169,7 +180,7 @@ function launch(cmd: string, argv: (port: number) => string[], what: string): Pr
       }
       try {
         const binaryOnly = args.includes('-S') || args.includes('--enable-sasl') || args.join(' ').includes('-B binary');
-        await probeVersion(port, Math.max(100, Math.min(1000, deadline - Date.now())), binaryOnly);
+        await probeVersion(port, Math.max(100, Math.min(1000, deadline - Date.now())), binaryOnly, reach.tls);
         return daemon;
       } catch (e) {
         lastError = e instanceof Error ? e.message : String(e);
@@ -203,12 +214,13 @@ function launch(cmd: string, argv: (port: number) => string[], what: string): Pr
  * endpoint is off (`--metrics-port 0`) unless args choose a port: otherwise every test daemon
  * would try to bind the default 9150.
  */
-export function startDaemon(args: string[] = []): Promise<Daemon> {
+export function startDaemon(args: string[] = [], reach: Reach = {}): Promise<Daemon> {
   const metrics = args.some((a) => a === '--metrics-port' || a.startsWith('--metrics-port=')) ? [] : ['--metrics-port', '0'];
   return launch(
     process.execPath,
     (port) => [cliPath, '-p', String(port), '-l', '127.0.0.1', ...metrics, ...args],
     'memshard',
+    reach,
   );
 }
 
@@ -240,12 +252,13 @@ export function httpGet(url: string, timeoutMs = 5000): Promise<{ status: number
 }
 
 /** Start /usr/bin/memcached on a free port (with -u root when running as root). */
-export function startMemcached(args: string[] = []): Promise<Daemon> {
+export function startMemcached(args: string[] = [], reach: Reach = {}): Promise<Daemon> {
   const asRoot = typeof process.getuid === 'function' && process.getuid() === 0;
   return launch(
     memcachedBin,
     (port) => ['-p', String(port), '-l', '127.0.0.1', '-U', '0', ...(asRoot ? ['-u', 'root'] : []), ...args],
     'memcached',
+    reach,
   );
 }
 
@@ -291,9 +304,9 @@ export function connectRefused(port: number, timeoutMs = 2000): Promise<boolean>
 }
 
 /** Connect a raw TCP client to 127.0.0.1:port (rejects after timeoutMs). */
-export function rawClient(port: number, timeoutMs = 2000): Promise<RawClient> {
+export function rawClient(port: number, timeoutMs = 2000, tlsOptions?: tls.ConnectionOptions): Promise<RawClient> {
   return new Promise((resolve, reject) => {
-    const sock = net.connect({ port, host: '127.0.0.1' });
+    const sock = connectTo(port, tlsOptions);
     sock.setNoDelay(true);
     let buf: Buffer = Buffer.alloc(0);
     let closed = false;
@@ -385,7 +398,7 @@ export function rawClient(port: number, timeoutMs = 2000): Promise<RawClient> {
       );
     }
 
-    sock.once('connect', () => {
+    sock.once(tlsOptions === undefined ? 'connect' : 'secureConnect', () => {
       clearTimeout(connectTimer);
       resolve({
         socket: sock,
