@@ -1,17 +1,22 @@
 // memshard vs memcached, same machine, same load generator (mcload), same run.
 //
-//   npm run bench -- [--duration 3] [--rounds 3] [--threads 4|1,2,4] [--only a,b] [--json]
+//   npm run bench -- [--duration 3] [--rounds 3] [--threads 4|1,2,4] [--only a,b|tls] [--json]
 //
 // Runs each scenario in alternation (memcached, memshard -t A, memshard -t B, ..., then the next
-// scenario, then the next round) and reports the median of the rounds. Exits non-zero when any
-// mcload run reported errors or failed, or a server died.
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+// scenario, then the next round) and reports the median of the rounds. The TLS scenarios (tls-*)
+// run against a second pair of servers started with -Z and the same certificates (a throwaway
+// PKI from scripts/tls-certs.ts), and each brings its plaintext twin into the run, so that the
+// report can say what share of its plaintext throughput TLS costs each server. Exits non-zero
+// when any mcload run reported errors or failed, or a server died.
+import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import tls from 'node:tls';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { reusePortAvailable } from '../lib/threads/listen-socket.js';
+import { makeTestPki, serverTlsArgs, type TestPki } from './tls-certs.js';
 
 // ---------------------------------------------------------------------------------------------
 // shared helpers (also used by memfill.ts)
@@ -108,10 +113,18 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** Send one or more text commands and read until `until` appears (bounded by timeoutMs). */
-export function textRequest(port: number, request: string, until: RegExp, timeoutMs = 2000): Promise<string> {
+/** A TLS client's settings: the CA (PEM file) the server's certificate must chain to; its name is checked as localhost. */
+export interface TlsClient {
+  ca: string;
+}
+
+/** Send one or more text commands and read until `until` appears (bounded by timeoutMs); over TLS when `tlsClient` is given. */
+export function textRequest(port: number, request: string, until: RegExp, timeoutMs = 2000, tlsClient?: TlsClient): Promise<string> {
   return new Promise((resolve, reject) => {
-    const s = net.connect({ port, host: '127.0.0.1' });
+    const s =
+      tlsClient === undefined
+        ? net.connect({ port, host: '127.0.0.1' })
+        : tls.connect({ port, host: '127.0.0.1', servername: 'localhost', ca: fs.readFileSync(tlsClient.ca) });
     s.setNoDelay(true);
     let buf = '';
     const done = (e: Error | null) => {
@@ -121,8 +134,8 @@ export function textRequest(port: number, request: string, until: RegExp, timeou
       else resolve(buf);
     };
     const timer = setTimeout(() => done(new Error(`timeout; got ${JSON.stringify(buf)}`)), timeoutMs);
-    s.on('connect', () => s.write(request));
-    s.on('data', (d) => {
+    s.on(tlsClient === undefined ? 'connect' : 'secureConnect', () => s.write(request));
+    s.on('data', (d: Buffer) => {
       buf += d.toString('latin1');
       if (until.test(buf)) done(null);
     });
@@ -155,11 +168,12 @@ export function stopProcess(proc: ChildProcess, alive: () => boolean): Promise<v
   });
 }
 
-/** Spawn a server on a free port and wait (10 s) until it answers `version`. */
+/** Spawn a server on a free port and wait (10 s) until it answers `version` (over TLS with `tlsClient`). */
 export async function startServer(
   name: string,
   cmd: string,
   argsFor: (port: number) => string[],
+  tlsClient?: TlsClient,
 ): Promise<Server> {
   for (let attempt = 0; ; attempt++) {
     const port = await freePort();
@@ -182,7 +196,7 @@ export async function startServer(
         throw new Error(`${name} exited at start (${spawnErr ?? `code ${proc.exitCode} ${proc.signalCode}`}): ${cmd} ${args.join(' ')}\n${err}`);
       }
       try {
-        const r = await textRequest(port, 'version\r\n', /\r\n/, 1000);
+        const r = await textRequest(port, 'version\r\n', /\r\n/, 1000, tlsClient);
         if (r.startsWith('VERSION ')) version = r.slice(8).trim();
         else throw new Error(`bad version reply ${JSON.stringify(r)}`);
       } catch {
@@ -208,29 +222,62 @@ export async function startServer(
   }
 }
 
-export function startMemcached(opts: { threads: number; memoryMb: number }): Promise<Server> {
-  return startServer('memcached', 'memcached', (port) => [
-    '-p', String(port), '-l', '127.0.0.1', '-U', '0',
-    '-t', String(opts.threads), '-m', String(opts.memoryMb),
-    ...(isRoot ? ['-u', 'root'] : []),
-  ]);
+/** A server certificate and key for -Z, and the CA its clients check it against. */
+export interface ServerTls {
+  cert: string;
+  key: string;
+  ca: string;
 }
 
-/** A memshard daemon; its metrics endpoint is off unless `args` choose a --metrics-port. */
-export function startMemshard(opts: { threads: number; memoryMb: number; args?: string[] }): Promise<Server> {
+/** The server side of a test PKI (scripts/tls-certs.ts). */
+export const serverTlsOf = (pki: TestPki): ServerTls => ({ cert: pki.serverCert, key: pki.serverKey, ca: pki.caCert });
+
+/** memcached; with `tls`, -Z with that certificate (named `memcached -Z`). */
+export function startMemcached(opts: { threads: number; memoryMb: number; tls?: ServerTls }): Promise<Server> {
+  const tlsArgs = opts.tls === undefined ? [] : serverTlsArgs(opts.tls.cert, opts.tls.key);
+  return startServer(
+    opts.tls === undefined ? 'memcached' : 'memcached -Z',
+    'memcached',
+    (port) => [
+      '-p', String(port), '-l', '127.0.0.1', '-U', '0',
+      '-t', String(opts.threads), '-m', String(opts.memoryMb),
+      ...(isRoot ? ['-u', 'root'] : []),
+      ...tlsArgs,
+    ],
+    opts.tls,
+  );
+}
+
+/** A memshard daemon; its metrics endpoint is off unless `args` choose a --metrics-port. With `tls`, -Z with that certificate. */
+export function startMemshard(opts: { threads: number; memoryMb: number; args?: string[]; tls?: ServerTls }): Promise<Server> {
   if (!fs.existsSync(memshardCli)) {
     return Promise.reject(new Error(`${memshardCli} does not exist: run \`npm run build\` first`));
   }
-  return startServer(`memshard -t ${opts.threads}`, process.execPath, (port) => [
-    memshardCli, '-p', String(port), '-l', '127.0.0.1', '-U', '0',
-    '-t', String(opts.threads), '-m', String(opts.memoryMb),
-    ...(opts.args?.includes('--metrics-port') ? [] : ['--metrics-port', '0']),
-    ...(opts.args ?? []),
-  ]);
+  const tlsArgs = opts.tls === undefined ? [] : serverTlsArgs(opts.tls.cert, opts.tls.key);
+  return startServer(
+    `memshard -t ${opts.threads}${opts.tls === undefined ? '' : ' -Z'}`,
+    process.execPath,
+    (port) => [
+      memshardCli, '-p', String(port), '-l', '127.0.0.1', '-U', '0',
+      '-t', String(opts.threads), '-m', String(opts.memoryMb),
+      ...(opts.args?.includes('--metrics-port') ? [] : ['--metrics-port', '0']),
+      ...(opts.args ?? []),
+      ...tlsArgs,
+    ],
+    opts.tls,
+  );
 }
 
-/** Path of a built mcload: shared/bench/mcload, built there with make, else into a temp dir. */
+/**
+ * Path of a built mcload: $MCLOAD if set, else shared/bench/mcload, built there with make, else
+ * into a temp dir (with TLS when OpenSSL's headers are installed, as the Makefile does).
+ */
 export function ensureMcload(): string {
+  const given = process.env['MCLOAD'];
+  if (given !== undefined && given !== '') {
+    if (!fs.existsSync(given)) throw new Error(`MCLOAD=${given} does not exist`);
+    return given;
+  }
   const benchDir = path.join(sharedDir, 'bench');
   const inShared = path.join(benchDir, 'mcload');
   const src = path.join(benchDir, 'mcload.c');
@@ -245,8 +292,16 @@ export function ensureMcload(): string {
   }
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'memshard-mcload-'));
   const out = path.join(dir, 'mcload');
-  execFileSync('cc', ['-O2', '-pthread', '-o', out, src, '-lm'], { stdio: 'inherit' });
+  const withTls = fs.existsSync('/usr/include/openssl/ssl.h');
+  execFileSync('cc', ['-O2', '-pthread', ...(withTls ? ['-DHAVE_TLS'] : []), '-o', out, src, '-lm', ...(withTls ? ['-lssl', '-lcrypto'] : [])], { stdio: 'inherit' });
   return out;
+}
+
+/** Whether this mcload was built with TLS (one without it refuses --tls before connecting). */
+export function mcloadHasTls(bin: string): boolean {
+  // port 1 on loopback: nothing listens, so a TLS build fails the connect at once
+  const r = spawnSync(bin, ['--tls', '--port', '1', '--requests', '1', '--timeout', '1', '--max-time', '5'], { encoding: 'utf8', timeout: 10_000 });
+  return !/built without OpenSSL/.test(`${r.stderr}${r.stdout}`);
 }
 
 export interface McloadResult {
@@ -340,28 +395,78 @@ interface Scenario {
   id: string;
   title: string;
   args: string[];
+  /** Run over TLS, against the servers started with -Z. */
+  tls?: boolean;
+  /** A TLS scenario's plaintext twin (same load, over TCP): always run with it, for the share TLS costs. */
+  plain?: string;
 }
 
-/** The Node floor (scripts/node-floor.ts) speaks only the text protocol. */
-const textOnly = (sc: Scenario): boolean => !sc.args.includes('--protocol');
+/** The Node floor (scripts/node-floor.ts) speaks only the text protocol, and no TLS. */
+const textOnly = (sc: Scenario): boolean => !sc.args.includes('--protocol') && sc.tls !== true;
+
+/** Requests per connection between reconnects in the reconnect rows: a full TLS handshake every 20 requests. */
+const RECONNECT_EVERY = 20;
 
 const scenarios = (duration: number): Scenario[] => {
   const common = ['--ratio', '1:9', '--duration', String(duration)];
   const small = ['--value-size', '100', ...common];
+  const p1 = ['--threads', '2', '--conns', '25', '--pipeline', '1', ...small];
+  const p16 = ['--threads', '2', '--conns', '25', '--pipeline', '16', ...small];
+  const reconnect = [...p1, '--reconnect-every', String(RECONNECT_EVERY)];
   return [
-    { id: 'a', title: '50 conns, pipeline 1, 90% get', args: ['--threads', '2', '--conns', '25', '--pipeline', '1', ...small] },
+    { id: 'a', title: '50 conns, pipeline 1, 90% get', args: p1 },
     { id: 'a-bin', title: 'binary, 50 conns, pipeline 1', args: ['--threads', '2', '--conns', '25', '--pipeline', '1', '--protocol', 'binary', ...small] },
     {
       id: 'a-large',
       title: '1-16 KB values, 50 conns, pipeline 1',
       args: ['--threads', '2', '--conns', '25', '--pipeline', '1', '--value-size', '1024-16384', '--keys', '20000', ...common],
     },
-    { id: 'b', title: '50 conns, pipeline 16, 90% get', args: ['--threads', '2', '--conns', '25', '--pipeline', '16', ...small] },
+    { id: 'b', title: '50 conns, pipeline 16, 90% get', args: p16 },
     { id: 'c', title: '4 conns, pipeline 1, 90% get', args: ['--threads', '1', '--conns', '4', '--pipeline', '1', ...small] },
     { id: 'd', title: 'meta (ms/mg), 50 conns, pipeline 16', args: ['--threads', '2', '--conns', '25', '--pipeline', '16', '--protocol', 'meta', ...small] },
     { id: 'e', title: 'meta (ms/mg), 4 conns, pipeline 1', args: ['--threads', '1', '--conns', '4', '--pipeline', '1', '--protocol', 'meta', ...small] },
+    { id: 'reconnect', title: `50 conns, pipeline 1, reconnect every ${RECONNECT_EVERY} requests`, args: reconnect },
+    { id: 'tls-a', title: 'TLS, 50 conns, pipeline 1, 90% get', args: p1, tls: true, plain: 'a' },
+    { id: 'tls-b', title: 'TLS, 50 conns, pipeline 16, 90% get', args: p16, tls: true, plain: 'b' },
+    { id: 'tls-reconnect', title: `TLS, 50 conns, pipeline 1, a full handshake every ${RECONNECT_EVERY} requests`, args: reconnect, tls: true, plain: 'reconnect' },
   ];
 };
+
+/**
+ * The scenarios `--only` names, in the bench's order: ids, or `tls` for every TLS scenario; a TLS
+ * scenario brings its plaintext twin.
+ */
+export function selectScenarios(all: Scenario[], only: string[] | undefined): Scenario[] {
+  if (only === undefined) return all;
+  const wanted = new Set<string>();
+  for (const id of only) {
+    if (id === 'tls') for (const sc of all) if (sc.tls === true) wanted.add(sc.id);
+    if (all.some((sc) => sc.id === id)) wanted.add(id);
+    else if (id !== 'tls') throw new Error(`--only: no scenario ${id} (there are ${all.map((sc) => sc.id).join(', ')}, and tls)`);
+  }
+  for (const sc of all) if (wanted.has(sc.id) && sc.plain !== undefined) wanted.add(sc.plain);
+  return all.filter((sc) => wanted.has(sc.id));
+}
+
+/** The order to run scenarios in within a round: each TLS scenario right after its plaintext twin, so the pair sees the same conditions. */
+export function runOrder(scen: Scenario[]): Scenario[] {
+  const out: Scenario[] = [];
+  for (const sc of scen) {
+    if (sc.tls === true && scen.some((p) => p.id === sc.plain)) continue;
+    out.push(sc, ...scen.filter((t) => t.tls === true && t.plain === sc.id));
+  }
+  return out;
+}
+
+/** The run's arguments for prefill: every key set once, without reconnecting (a handshake per 20 sets would only slow the prefill). */
+function prefillArgs(args: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === '--reconnect-every') i++;
+    else out.push(args[i]!);
+  }
+  return out;
+}
 
 interface Sample {
   ops: number;
@@ -371,6 +476,9 @@ interface Sample {
   cpuUsPerRequest: number;
   /** The busiest thread's part of the server's CPU in the run, 0-1. */
   busiestThread: number;
+  /** TLS runs: handshakes per second in the measured run (the first ones happen before it), and their p99 in ms. */
+  handshakesPerSec?: number;
+  handshakeP99Ms?: number;
 }
 
 /** CPU ticks (user + system) of each thread of process pid, from /proc/<pid>/task/<tid>/stat. */
@@ -405,14 +513,20 @@ export function cpuBetween(before: Map<string, number>, after: Map<string, numbe
 const USER_HZ = 100;
 const DEFAULT_MEMSHARD_THREADS = 4;
 
+/** The TLS goals: memshard -Z vs memcached -Z ops ratio, by scenario. */
+const TLS_OPS_GOALS: Record<string, number> = { 'tls-a': 0.75, 'tls-b': 1.0 };
+
 const usage = `usage: node dist/scripts/bench.js [--duration S] [--rounds N] [--threads T[,T...]] [--json]
   --duration S   seconds per measured run (default 3)
   --rounds N     rounds; the median is reported (default 3)
   --threads L    memshard -t value(s), e.g. 4 or 1,2,4 (default ${DEFAULT_MEMSHARD_THREADS}, memshard's default); memcached always runs -t 2
-  --only IDS     run only these scenarios, e.g. a,a-bin
+  --only IDS     run only these scenarios, e.g. a,a-bin; \`tls\` = every TLS scenario (tls-a, tls-b,
+                 tls-reconnect: memshard -Z vs memcached -Z, same certificates); a TLS scenario
+                 also runs its plaintext twin (a, b, reconnect), for the share of throughput TLS costs
   --floor        also run the Node floor (scripts/node-floor.ts, Node 22.12+): what Node's sockets
                  cost with no store and no protocol work, for the text scenarios
-  --json         print the results as one JSON document on stdout (progress goes to stderr)`;
+  --json         print the results as one JSON document on stdout (progress goes to stderr)
+  MCLOAD=PATH    use this mcload binary (the TLS scenarios need one built with OpenSSL)`;
 
 /** A script's options; or the exit code, after printing the usage (--help) or what was wrong. */
 export function scriptOptions(usage: string, flags: string[], valued: string[]): Map<string, string> | number {
@@ -437,44 +551,67 @@ async function main(): Promise<number> {
   const rounds = Math.round(positiveNumber(opts.get('rounds'), 3, 'rounds'));
   const threadList = (opts.get('threads') ?? String(DEFAULT_MEMSHARD_THREADS)).split(',').map((s) => Math.round(positiveNumber(s.trim(), DEFAULT_MEMSHARD_THREADS, 'threads')));
   const asJson = opts.has('json');
+  const scen = selectScenarios(scenarios(duration), opts.get('only')?.split(','));
+  const wantPlain = scen.some((sc) => sc.tls !== true);
+  const wantTls = scen.some((sc) => sc.tls === true);
 
   installCleanupHandlers();
   const mcload = ensureMcload();
+  if (wantTls && !mcloadHasTls(mcload)) throw new Error(`${mcload} was built without TLS: rebuild it with OpenSSL (libssl-dev), or set MCLOAD`);
   const memcachedVersion = execFileSync('memcached', ['-V'], { encoding: 'utf8' }).trim();
 
-  const servers: Server[] = [];
-  servers.push(await startMemcached({ threads: 2, memoryMb: 1024 }));
-  for (const t of threadList) servers.push(await startMemshard({ threads: t, memoryMb: 1024 }));
+  // Each server has a role (memcached, memshard -t A, ...): samples and rows go by role, so that a
+  // TLS scenario's samples (from the -Z servers) pair with its plaintext twin's.
   const floorThreads = threadList[0]!;
-  if (opts.has('floor')) {
-    if (!reusePortAvailable()) throw new Error(`--floor needs Node 22.12 or later (this is ${process.version})`);
-    const floorScript = path.join(repoRoot, 'dist', 'scripts', 'node-floor.js');
-    servers.push(await startServer(`node floor -t ${floorThreads}`, process.execPath, (port) => [floorScript, String(port), String(floorThreads)]));
+  const roles = ['memcached', ...threadList.map((t) => `memshard -t ${t}`), ...(opts.has('floor') && wantPlain ? [`node floor -t ${floorThreads}`] : [])];
+  const memcachedRole = roles[0]!;
+  const isFloor = (role: string): boolean => role.startsWith('node floor');
+  // plain[i] and tlsServers[i] play roles[i]
+  const plain: Server[] = [];
+  const tlsServers: Server[] = [];
+  let pkiDir: string | null = null;
+  if (wantPlain) {
+    plain.push(await startMemcached({ threads: 2, memoryMb: 1024 }));
+    for (const t of threadList) plain.push(await startMemshard({ threads: t, memoryMb: 1024 }));
+    if (opts.has('floor')) {
+      if (!reusePortAvailable()) throw new Error(`--floor needs Node 22.12 or later (this is ${process.version})`);
+      const floorScript = path.join(repoRoot, 'dist', 'scripts', 'node-floor.js');
+      plain.push(await startServer(`node floor -t ${floorThreads}`, process.execPath, (port) => [floorScript, String(port), String(floorThreads)]));
+    }
   }
-  const isFloor = (s: Server): boolean => s.name.startsWith('node floor');
-  for (const s of servers) log(`${s.name}: pid ${s.pid}, port ${s.port}, version ${s.version}`);
+  let mcloadTls: string[] = [];
+  if (wantTls) {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'memshard-bench-pki-'));
+    pkiDir = dir;
+    process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+    const pki = makeTestPki(dir);
+    mcloadTls = ['--tls', '--tls-ca', pki.caCert];
+    tlsServers.push(await startMemcached({ threads: 2, memoryMb: 1024, tls: serverTlsOf(pki) }));
+    for (const t of threadList) tlsServers.push(await startMemshard({ threads: t, memoryMb: 1024, tls: serverTlsOf(pki) }));
+  }
+  for (const s of [...plain, ...tlsServers]) log(`${s.name}: pid ${s.pid}, port ${s.port}, version ${s.version}`);
 
-  const only = opts.get('only')?.split(',');
-  const scen = scenarios(duration).filter((sc) => only === undefined || only.includes(sc.id));
-  if (scen.length === 0) throw new Error(`--only ${opts.get('only')}: no such scenario`);
-  // samples[scenario][server] = Sample[]
+  // samples[scenario][role] = Sample[]
   const samples = new Map<string, Map<string, Sample[]>>();
   const failures: string[] = [];
   const runTimeout = (duration + 60) * 1000;
 
   outer: for (let r = 1; r <= rounds; r++) {
-    for (const sc of scen) {
-      for (const s of servers) {
-        if (isFloor(s) && !textOnly(sc)) continue;
+    for (const sc of runOrder(scen)) {
+      const lineup = sc.tls === true ? tlsServers : plain;
+      for (const [i, s] of lineup.entries()) {
+        const role = roles[i]!;
+        if (isFloor(role) && !textOnly(sc)) continue;
         if (!s.alive()) {
           failures.push(`${s.name} died (stderr: ${s.stderr().slice(-500)})`);
           break outer;
         }
+        const args = [...sc.args, ...(sc.tls === true ? mcloadTls : [])];
         // every key set once first, outside the measured run and its CPU sample
-        const prefill = await runMcload(mcload, s.port, [...sc.args, '--mode', 'prefill', '--max-time', String(duration + 30)], runTimeout);
+        const prefill = await runMcload(mcload, s.port, [...prefillArgs(args), '--mode', 'prefill', '--max-time', String(duration + 30)], runTimeout);
         if (num(prefill.json, 'errors') !== 0 || prefill.exitCode !== 0) failures.push(`${sc.id} ${s.name}: prefill failed: ${prefill.stderr.slice(-300)}`);
         const before = threadTicks(s.pid);
-        const res = await runMcload(mcload, s.port, [...sc.args, '--max-time', String(duration + 30)], runTimeout);
+        const res = await runMcload(mcload, s.port, [...args, '--max-time', String(duration + 30)], runTimeout);
         const cpu = cpuBetween(before, threadTicks(s.pid));
         const errors = num(res.json, 'errors');
         const sample: Sample = {
@@ -484,27 +621,36 @@ async function main(): Promise<number> {
           cpuUsPerRequest: (cpu.ticks * 1e6) / USER_HZ / num(res.json, 'ops'),
           busiestThread: cpu.busiest,
         };
+        if (sc.tls === true) {
+          // mcload counts the first handshakes (one per connection, before the measured run) too
+          const conns = Number(sc.args[sc.args.indexOf('--threads') + 1]) * Number(sc.args[sc.args.indexOf('--conns') + 1]);
+          sample.handshakesPerSec = (num(res.json, 'handshakes') - conns) / num(res.json, 'seconds');
+          sample.handshakeP99Ms = num(res.json, 'handshake_ms_p99');
+        }
         const perServer = samples.get(sc.id) ?? new Map<string, Sample[]>();
         samples.set(sc.id, perServer);
-        perServer.set(s.name, [...(perServer.get(s.name) ?? []), sample]);
+        perServer.set(role, [...(perServer.get(role) ?? []), sample]);
         const tag = `round ${r}/${rounds} ${sc.id} (${sc.title}) ${s.name}`;
         if (res.json === null || res.timedOut) {
           failures.push(`${tag}: mcload ${res.timedOut ? 'timed out' : `exited ${res.exitCode} without JSON`}: ${res.stderr.slice(-500)}`);
         } else if (!(errors === 0) || res.exitCode !== 0 || res.json['incomplete'] === true) {
-          const detail = ['error_replies', 'bad_values', 'timeouts', 'desyncs', 'disconnects', 'connect_failures', 'prefill_errors']
+          const detail = ['error_replies', 'bad_values', 'timeouts', 'desyncs', 'disconnects', 'connect_failures', 'handshake_failures', 'prefill_errors']
             .map((k) => `${k}=${String(res.json?.[k])}`)
             .join(' ');
           failures.push(`${tag}: errors=${errors} exit=${res.exitCode} incomplete=${String(res.json['incomplete'])} ${detail}`);
         }
         log(
           `${tag}: ${Math.round(sample.ops)} ops/s, p99 ${sample.p99} us, errors ${sample.errors}, ` +
-            `${sample.cpuUsPerRequest.toFixed(1)} us CPU/request, busiest thread ${(sample.busiestThread * 100).toFixed(0)}%`,
+            `${sample.cpuUsPerRequest.toFixed(1)} us CPU/request, busiest thread ${(sample.busiestThread * 100).toFixed(0)}%` +
+            (sample.handshakesPerSec !== undefined && sample.handshakesPerSec > 0
+              ? `, ${Math.round(sample.handshakesPerSec)} handshakes/s (p99 ${sample.handshakeP99Ms} ms)`
+              : ''),
         );
       }
     }
   }
 
-  const memcachedName = servers[0]!.name;
+  const medianOf = (xs: Sample[], k: keyof Sample): number => median(xs.map((x) => x[k] ?? NaN));
   const rows: {
     scenario: string;
     memshard: string;
@@ -521,27 +667,90 @@ async function main(): Promise<number> {
   }[] = [];
   for (const sc of scen) {
     const per = samples.get(sc.id);
-    const mc = per?.get(memcachedName) ?? [];
-    for (const s of servers.slice(1)) {
-      const ms = per?.get(s.name) ?? [];
+    const mc = per?.get(memcachedRole) ?? [];
+    for (const role of roles.slice(1)) {
+      const ms = per?.get(role) ?? [];
       if (ms.length === 0) continue;
-      const mcOps = median(mc.map((x) => x.ops));
-      const mcP99 = median(mc.map((x) => x.p99));
-      const msOps = median(ms.map((x) => x.ops));
-      const msP99 = median(ms.map((x) => x.p99));
+      const mcOps = medianOf(mc, 'ops');
+      const mcP99 = medianOf(mc, 'p99');
+      const msOps = medianOf(ms, 'ops');
+      const msP99 = medianOf(ms, 'p99');
       rows.push({
         scenario: `${sc.id}: ${sc.title}`,
-        memshard: s.name,
+        memshard: role,
         memcached_ops: mcOps,
         memcached_p99_us: mcP99,
         memshard_ops: msOps,
         memshard_p99_us: msP99,
         ops_ratio: msOps / mcOps,
         p99_ratio: msP99 / mcP99,
-        memcached_cpu_us_per_request: median(mc.map((x) => x.cpuUsPerRequest)),
-        memshard_cpu_us_per_request: median(ms.map((x) => x.cpuUsPerRequest)),
-        cpu_ratio: median(ms.map((x) => x.cpuUsPerRequest)) / median(mc.map((x) => x.cpuUsPerRequest)),
+        memcached_cpu_us_per_request: medianOf(mc, 'cpuUsPerRequest'),
+        memshard_cpu_us_per_request: medianOf(ms, 'cpuUsPerRequest'),
+        cpu_ratio: medianOf(ms, 'cpuUsPerRequest') / medianOf(mc, 'cpuUsPerRequest'),
         memshard_busiest_thread: Math.max(...ms.map((x) => x.busiestThread)),
+      });
+    }
+  }
+
+  // TLS against plaintext, per server: what share of its own plaintext throughput each keeps under
+  // TLS, from the medians of the same run (the twin scenario ran in the same rounds).
+  const tlsRows: {
+    scenario: string;
+    memshard: string;
+    memcached_tls_ops: number;
+    memshard_tls_ops: number;
+    ops_ratio: number;
+    ops_goal: number | null;
+    memcached_plain_ops: number;
+    memshard_plain_ops: number;
+    /** TLS ops/s over plaintext ops/s, each server against itself. */
+    memcached_tls_share: number;
+    memshard_tls_share: number;
+    /** memshard's share over memcached's: >= 1 when TLS costs memshard no larger a share than memcached. */
+    share_ratio: number;
+    memcached_tls_cpu_us_per_request: number;
+    memshard_tls_cpu_us_per_request: number;
+    /** CPU per request under TLS minus plaintext: what TLS adds. */
+    memcached_tls_cpu_added_us: number;
+    memshard_tls_cpu_added_us: number;
+    memcached_handshakes_per_sec: number;
+    memshard_handshakes_per_sec: number;
+    memcached_handshake_p99_ms: number;
+    memshard_handshake_p99_ms: number;
+  }[] = [];
+  for (const sc of scen) {
+    if (sc.tls !== true || sc.plain === undefined) continue;
+    const tlsPer = samples.get(sc.id);
+    const plainPer = samples.get(sc.plain);
+    const mcT = tlsPer?.get(memcachedRole) ?? [];
+    const mcP = plainPer?.get(memcachedRole) ?? [];
+    for (const role of roles.slice(1)) {
+      if (isFloor(role)) continue;
+      const msT = tlsPer?.get(role) ?? [];
+      const msP = plainPer?.get(role) ?? [];
+      if (msT.length === 0) continue;
+      const mcShare = medianOf(mcT, 'ops') / medianOf(mcP, 'ops');
+      const msShare = medianOf(msT, 'ops') / medianOf(msP, 'ops');
+      tlsRows.push({
+        scenario: `${sc.id}: ${sc.title}`,
+        memshard: role,
+        memcached_tls_ops: medianOf(mcT, 'ops'),
+        memshard_tls_ops: medianOf(msT, 'ops'),
+        ops_ratio: medianOf(msT, 'ops') / medianOf(mcT, 'ops'),
+        ops_goal: TLS_OPS_GOALS[sc.id] ?? null,
+        memcached_plain_ops: medianOf(mcP, 'ops'),
+        memshard_plain_ops: medianOf(msP, 'ops'),
+        memcached_tls_share: mcShare,
+        memshard_tls_share: msShare,
+        share_ratio: msShare / mcShare,
+        memcached_tls_cpu_us_per_request: medianOf(mcT, 'cpuUsPerRequest'),
+        memshard_tls_cpu_us_per_request: medianOf(msT, 'cpuUsPerRequest'),
+        memcached_tls_cpu_added_us: medianOf(mcT, 'cpuUsPerRequest') - medianOf(mcP, 'cpuUsPerRequest'),
+        memshard_tls_cpu_added_us: medianOf(msT, 'cpuUsPerRequest') - medianOf(msP, 'cpuUsPerRequest'),
+        memcached_handshakes_per_sec: medianOf(mcT, 'handshakesPerSec'),
+        memshard_handshakes_per_sec: medianOf(msT, 'handshakesPerSec'),
+        memcached_handshake_p99_ms: medianOf(mcT, 'handshakeP99Ms'),
+        memshard_handshake_p99_ms: medianOf(msT, 'handshakeP99Ms'),
       });
     }
   }
@@ -550,18 +759,28 @@ async function main(): Promise<number> {
     date: new Date().toISOString(),
     node: process.version,
     memcached: memcachedVersion,
-    memshard: servers.slice(1).map((s) => `${s.name} (VERSION ${s.version})`).join(', '),
+    memshard: [...plain, ...tlsServers].filter((s) => s.name.startsWith('memshard')).map((s) => `${s.name} (VERSION ${s.version})`).join(', '),
     cpus: `${os.cpus().length} x ${os.cpus()[0]?.model ?? '?'}`,
     duration_s: duration,
     rounds,
     memcached_args: '-t 2 -m 1024',
+    ...(wantTls ? { tls: `-Z -o ssl_chain_cert,ssl_key (EC P-256 test certificates from scripts/tls-certs.ts); mcload --tls --tls-ca` } : {}),
   };
   await killAll();
+  if (pkiDir !== null) fs.rmSync(pkiDir, { recursive: true, force: true });
 
   if (asJson) {
-    console.log(JSON.stringify({ ...meta, rows, samples: Object.fromEntries([...samples].map(([k, v]) => [k, Object.fromEntries(v)])), failures }, null, 2));
+    console.log(
+      JSON.stringify(
+        { ...meta, rows, ...(wantTls ? { tls_rows: tlsRows } : {}), samples: Object.fromEntries([...samples].map(([k, v]) => [k, Object.fromEntries(v)])), failures },
+        null,
+        2,
+      ),
+    );
   } else {
     const f = (x: number, d = 0) => (Number.isFinite(x) ? x.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }) : 'n/a');
+    const pct = (x: number) => (Number.isFinite(x) ? `${(x * 100).toFixed(0)}%` : 'n/a');
+    const signed = (x: number, d = 0) => `${x >= 0 ? '+' : ''}${f(x, d)}`;
     const out: string[] = [];
     out.push(`## memshard vs memcached (${meta.date})`, '');
     out.push(`node ${meta.node}, ${meta.memcached} (${meta.memcached_args}), ${meta.memshard}; ${meta.cpus}`);
@@ -570,12 +789,39 @@ async function main(): Promise<number> {
     out.push('| scenario | memcached ops/s | p99 us | CPU us/req | memshard ops/s | p99 us | CPU us/req | ops ratio | p99 ratio | CPU ratio | busiest thread |');
     out.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const r of rows) {
-      const label = servers.length > 2 ? `${r.scenario} (${r.memshard})` : r.scenario;
+      const label = roles.length > 2 ? `${r.scenario} (${r.memshard})` : r.scenario;
       out.push(
         `| ${label} | ${f(r.memcached_ops)} | ${f(r.memcached_p99_us)} | ${f(r.memcached_cpu_us_per_request, 1)} | ${f(r.memshard_ops)} | ` +
           `${f(r.memshard_p99_us)} | ${f(r.memshard_cpu_us_per_request, 1)} | ${f(r.ops_ratio, 2)} | ${f(r.p99_ratio, 2)} | ${f(r.cpu_ratio, 2)} | ` +
           `${f(r.memshard_busiest_thread * 100)}% |`,
       );
+    }
+    if (tlsRows.length > 0) {
+      out.push('', `### TLS (-Z, same certificates) against each server's own plaintext throughput in the same run`, '');
+      out.push(
+        'ops ratio: memshard -Z / memcached -Z (goal: >= 0.75 at pipeline 1, >= 1.0 at pipeline 16); TLS share: TLS ops/s / plaintext ops/s of the same server; ' +
+          "share ratio: memshard's share / memcached's (goal: >= 1, TLS costs memshard no larger a share); CPU added: TLS minus plaintext CPU us/req; " +
+          `handshakes/s: full handshakes in the measured run (reconnect rows)`,
+        '',
+      );
+      out.push(
+        '| scenario | memcached -Z ops/s | memshard -Z ops/s | ops ratio (goal) | memcached TLS share | memshard TLS share | share ratio | ' +
+          'memcached -Z CPU us/req (+TLS) | memshard -Z CPU us/req (+TLS) | handshakes/s memcached / memshard | handshake p99 ms |',
+      );
+      out.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+      for (const r of tlsRows) {
+        const label = roles.length > 2 ? `${r.scenario} (${r.memshard})` : r.scenario;
+        const goal = r.ops_goal === null ? '' : ` (${r.ops_ratio >= r.ops_goal ? 'meets' : 'misses'} ${f(r.ops_goal, 2)})`;
+        const shareGoal = Number.isFinite(r.share_ratio) ? (r.share_ratio >= 1 ? ' (meets)' : ' (misses)') : '';
+        const hs = r.memcached_handshakes_per_sec > 0 || r.memshard_handshakes_per_sec > 0;
+        out.push(
+          `| ${label} | ${f(r.memcached_tls_ops)} | ${f(r.memshard_tls_ops)} | ${f(r.ops_ratio, 2)}${goal} | ${pct(r.memcached_tls_share)} | ${pct(r.memshard_tls_share)} | ` +
+            `${f(r.share_ratio, 2)}${shareGoal} | ${f(r.memcached_tls_cpu_us_per_request, 1)} (${signed(r.memcached_tls_cpu_added_us, 1)}) | ` +
+            `${f(r.memshard_tls_cpu_us_per_request, 1)} (${signed(r.memshard_tls_cpu_added_us, 1)}) | ` +
+            `${hs ? `${f(r.memcached_handshakes_per_sec)} / ${f(r.memshard_handshakes_per_sec)}` : ''} | ` +
+            `${hs ? `${f(r.memcached_handshake_p99_ms, 1)} / ${f(r.memshard_handshake_p99_ms, 1)}` : ''} |`,
+        );
+      }
     }
     console.log(out.join('\n'));
   }
