@@ -6,10 +6,11 @@ import { pageSizeFor } from './store/slabs.js';
 import type { StoreConfig } from './store/store.js';
 import { DEFAULT_TUNING, type StoreTuning } from './store/tuning.js';
 import { TLS_EXTRAS, type TlsSettings } from './tls/settings.js';
+import { ListenerError, parseListeners, type ListenerSpec } from './listeners.js';
 
 export interface Config {
   port: number;
-  /** Interface to listen on; undefined = all interfaces, like memcached. */
+  /** -l as given (memcached's `inter`); undefined = all interfaces. See listeners(). */
   listen: string | undefined;
   memoryLimitMb: number;
   connLimit: number;
@@ -122,6 +123,7 @@ export function validate(c: Config): Config {
   int('-b/--listen-backlog', c.backlog, 1, 1_000_000);
   idleTimeout(c);
   replyBudgetMb(c);
+  listeners(c);
   storeTuning(c);
   crawlerSettings(c);
   watcherBufferKb(c);
@@ -166,6 +168,21 @@ export function idleTimeout(c: Config): number {
  */
 export function replyBudgetMb(c: Config): number {
   return wholeExtra(c, 'read_buf_mem_limit', 'megabytes');
+}
+
+/** Where the daemon listens (-l, -p, -Z): one or more TCP listeners. */
+export function listeners(c: Config): ListenerSpec[] {
+  try {
+    return parseListeners(c.listen, c.port, c.tls !== null);
+  } catch (err) {
+    if (err instanceof ListenerError) throw new ConfigError(`-l/--listen: ${err.message}`);
+    throw err;
+  }
+}
+
+/** The interface UDP and /metrics bind by default: the first listener's (memcached's UDP uses the same list). */
+export function firstHost(c: Config): string | undefined {
+  return listeners(c)[0]!.host;
 }
 
 /** The LRU and slab settings each shard starts with (-M and memcached's `-o` LRU options). */

@@ -8,7 +8,7 @@ import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import type { Credentials } from './auth.js';
 import type { Config } from './config.js';
-import { crawlerSettings, shardStoreConfigs, trackSizes } from './config.js';
+import { crawlerSettings, firstHost, listeners, shardStoreConfigs, trackSizes } from './config.js';
 import { processStartedNow, serverClock, tickingClockCell } from './clock.js';
 import { Exporter } from './metrics/exporter.js';
 import { serveMetrics } from './metrics/http.js';
@@ -16,10 +16,10 @@ import { newShardLocks, takeOver, unlock } from './shards/lock.js';
 import type { ShardMemory } from './shards/shard-access.js';
 import { StatsReporter } from './stats.js';
 import { Store } from './store/store.js';
-import { checkServerTls } from './tls/acceptor.js';
-import { openListenSocket, type ListenSocket, type ThreadListen } from './threads/listen-socket.js';
-import type { ThreadInit, ThreadReport, ToMain, ToThread } from './threads/messages.js';
-import { Cell, newThreadStatsBuffers, ThreadStats, type ThreadStatsBuffers } from './threads/thread-stats.js';
+import { reloadServerTls } from './tls/acceptor.js';
+import { openListenSocket, type ListenAt, type ListenSocket } from './threads/listen-socket.js';
+import type { ThreadInit, ThreadListener, ThreadReport, ToMain, ToThread } from './threads/messages.js';
+import { Cell, certificatesReloaded, newThreadStatsBuffers, ThreadStats, type ThreadStatsBuffers } from './threads/thread-stats.js';
 
 /** Who may talk to the server: SASL PLAIN users (-S) or text-protocol users (-Y); null = open. */
 export interface ServerAuth {
@@ -57,7 +57,10 @@ export class Server {
   private readonly locks: Int32Array;
   private readonly slots: ThreadSlot[];
   private readonly exporter: Exporter;
-  private listenSocket: ListenSocket | null = null;
+  /** One per listener (-l), each shared by every thread; the first one's port is the daemon's. */
+  private listenSockets: ListenSocket[] = [];
+  /** Whether each listener speaks TLS. */
+  private listenerTls: boolean[] = [];
   private metricsServer: http.Server | null = null;
   private readonly gatherings = new Map<number, Gathering>();
   private nextGathering = 0;
@@ -103,10 +106,9 @@ export class Server {
 
   /** SIGHUP with -Z: check the certificate files; good ones are taken by every thread's next handshake. */
   refreshCerts(): string | null {
-    const failed = this.config.tls === null ? 'Error TLS not enabled' : checkServerTls(this.config.tls);
+    const failed = this.config.tls === null ? 'Error TLS not enabled' : reloadServerTls(this.config.tls);
     if (failed !== null) return failed;
-    Atomics.store(this.threads.shared, Cell.certRefreshedAt, this.clock.now());
-    Atomics.add(this.threads.shared, Cell.certEpoch, 1);
+    certificatesReloaded(this.threads.shared, this.clock.now());
     this.log(1, 'TLS certificates reloaded');
     return null;
   }
@@ -117,21 +119,25 @@ export class Server {
 
   async start(): Promise<{ port: number }> {
     const config = this.config;
-    const at = config.unixSocket === undefined ? { port: config.port, host: config.listen } : { path: config.unixSocket, mask: config.unixMask };
-    this.listenSocket = await openListenSocket(at, config.backlog);
-    const listens = await this.listenSocket.forThreads(config.threads);
-    await Promise.all(listens.map((listen, t) => this.startThread(t, listen, true)));
+    const specs: Array<{ at: ListenAt; tls: boolean }> = config.unixSocket === undefined
+      ? listeners(config).map((l) => ({ at: { port: l.port, host: l.host }, tls: l.tls }))
+      : [{ at: { path: config.unixSocket, mask: config.unixMask }, tls: config.tls !== null }];
+    this.listenerTls = specs.map((s) => s.tls);
+    for (const spec of specs) this.listenSockets.push(await openListenSocket(spec.at, config.backlog));
+    const perSocket = await Promise.all(this.listenSockets.map((s) => s.forThreads(config.threads)));
+    const listensOf = (t: number): ThreadListener[] => specs.map((spec, i) => ({ at: perSocket[i]![t]!, tls: spec.tls }));
+    await Promise.all(Array.from({ length: config.threads }, (_, t) => this.startThread(t, listensOf(t), true)));
     if (config.metricsPort !== 0) {
-      const host = config.metricsListen ?? config.listen;
+      const host = config.metricsListen ?? firstHost(config);
       this.metricsServer = await serveMetrics(this.exporter, config.metricsPort, host, (level, msg) => this.log(level, msg));
     }
-    const where = config.unixSocket ?? `${config.listen ?? '0.0.0.0'}:${this.listenSocket.port}`;
+    const where = config.unixSocket ?? specs.map((s, i) => `${s.tls ? '' : config.tls === null ? '' : 'notls:'}${'host' in s.at ? s.at.host ?? '0.0.0.0' : ''}:${this.listenSockets[i]!.port}`).join(',');
     this.log(1, `memshard listening on ${where} with ${config.threads} threads`);
-    return { port: this.listenSocket.port };
+    return { port: this.listenSockets[0]!.port };
   }
 
   /** Start serving thread t, listening as told; retried while piscina is still replacing a dead one. */
-  private async startThread(t: number, listen: ThreadListen, startTogether = false): Promise<void> {
+  private async startThread(t: number, listen: ThreadListener[], startTogether = false): Promise<void> {
     const slot = this.slots[t]!;
     for (let attempt = 1; ; attempt++) {
       const { port1, port2 } = new MessageChannel();
@@ -183,8 +189,8 @@ export class Server {
     // while starting, startThread tries again itself
     if (this.closed || slot.starting) return;
     this.log(1, `thread ${t}: exited, starting a replacement`);
-    this.listenSocket!.forThreads(1)
-      .then(([listen]) => this.startThread(t, listen!))
+    Promise.all(this.listenSockets.map((s) => s.forThreads(1)))
+      .then((each) => this.startThread(t, each.map(([at], i) => ({ at: at!, tls: this.listenerTls[i]! }))))
       .then(
         () => {
           Atomics.add(this.threads.shared, Cell.threadRestarts, 1);
@@ -260,7 +266,7 @@ export class Server {
     if (this.closed) return;
     this.closed = true;
     this.metricsServer?.close();
-    this.listenSocket?.close();
+    for (const s of this.listenSockets) s.close();
     await Promise.all(
       this.slots.map(async (slot) => {
         const port = slot.port;

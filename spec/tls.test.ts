@@ -248,6 +248,21 @@ t.test('minimum versions; plaintext and garbage on a TLS port harm nobody', asyn
   await bystander.close();
 });
 
+t.test('-l notls: a plaintext listener beside the TLS one, as memcached 1.6 allows', async (t) => {
+  const files = liveCertFiles('notls');
+  const plainPort = await freePort();
+  const ms = await startDaemon(['-t', '2', '-l', `notls:127.0.0.1:${plainPort}`, ...tlsArgs(files)], { tls: trusting });
+  t.teardown(() => ms.stop());
+  const secure = await rawClient(ms.port, 3000, trusting);
+  t.equal(await ask(secure, 'set both 0 0 2\r\nok\r\n'), 'STORED\r\n', 'the -p port speaks TLS');
+  const plain = await rawClient(plainPort);
+  t.equal(await ask(plain, 'get both\r\n', 'END\r\n'), 'VALUE both 0 2\r\nok\r\nEND\r\n', 'the notls: port plain TCP, the same cache');
+  t.match((await stats(plain, 'settings')).get('inter'), new RegExp(`^127\\.0\\.0\\.1,notls:127\\.0\\.0\\.1:${plainPort}$`), 'stats settings inter: every -l, joined');
+  t.ok((await handshake(plainPort, trusting)).error, 'no TLS on the notls: port');
+  await secure.close();
+  await plain.close();
+});
+
 t.test('SASL (-S) and the text login (-Y) inside TLS; /metrics TLS series', async (t) => {
   const files = liveCertFiles('auth');
   const pwdb = path.join(dir, 'users');

@@ -8,6 +8,22 @@ import { ConfigError, parseExtras, parseSize, validate, type Config, type Protoc
 import { parseTlsSettings, TlsSettingsError, type TlsSettings } from '../tls/settings.js';
 import { MEMCACHED_VERSION, MEMSHARD_VERSION } from '../version.js';
 
+/** Every value given to a flag (`-l X`, `-lX`, `--listen X`, `--listen=X`), in order; undefined if none. */
+function everyValue(argv: string[], short: string, long: string): string[] | undefined {
+  const values: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === `-${short}` || a === `--${long}`) {
+      if (i + 1 < argv.length) values.push(argv[++i]!);
+    } else if (a.startsWith(`--${long}=`)) {
+      values.push(a.slice(long.length + 3));
+    } else if (a.startsWith(`-${short}`) && !a.startsWith('--')) {
+      values.push(a.slice(2));
+    }
+  }
+  return values.length === 0 ? undefined : values;
+}
+
 /** memcached's TLS options, its messages as a ConfigError. */
 function tlsSettings(enabled: boolean, extras: Record<string, string>): TlsSettings | null {
   try {
@@ -36,7 +52,7 @@ const OPTIONS: Array<[string, string | undefined, Options]> = [
   ['unix-socket', 's', { type: 'string', describe: 'UNIX socket to listen on (disables network support)' }],
   ['unix-mask', 'a', { type: 'string', default: '700', describe: 'access mask for UNIX socket, in octal' }],
   ['enable-shutdown', 'A', flag('enable ascii "shutdown" command')],
-  ['listen', 'l', { type: 'string', describe: 'interface to listen on (default: all)' }],
+  ['listen', 'l', { type: 'string', describe: 'interface to listen on (default: INADDR_ANY); <addr> may be host:port, several separated by commas or given by repeating -l; with -Z, a notls: prefix makes a plaintext listener' }],
   ['daemon', 'd', flag('run as a daemon')],
   ['enable-coredumps', 'r', flag('maximize core file limit (refused)')],
   ['user', 'u', { type: 'string', describe: 'assume identity of <username> (only when run as root)' }],
@@ -122,7 +138,8 @@ export function parseArgs(argv: string[]): Parsed {
   const extras = parseExtras(args['extended'] as string[]);
   const config = validate({
     port: n('port'),
-    listen: args['listen'] as string | undefined,
+    // memcached adds up repeated -l flags (every other repeated flag: the last one wins)
+    listen: everyValue(argv, 'l', 'listen')?.join(','),
     memoryLimitMb: n('memory-limit'),
     connLimit: n('conn-limit'),
     threads: n('threads'),

@@ -10,11 +10,17 @@ import type { ThreadListen } from './listen-socket.js';
 import type { ThreadStatsBuffers } from './thread-stats.js';
 import type { MessagePort } from 'node:worker_threads';
 
+/** One listener of a thread, and whether it speaks TLS (-Z, unless `notls:`). */
+export interface ThreadListener {
+  at: ThreadListen;
+  tls: boolean;
+}
+
 /** Everything a serving thread starts from (piscina's task argument). */
 export interface ThreadInit {
   thread: number;
-  /** Where it accepts connections (see lib/threads/listen-socket.ts). */
-  listen: ThreadListen;
+  /** Where it accepts connections (see lib/threads/listen-socket.ts): one per -l listener. */
+  listen: ThreadListener[];
   /** Part of the first start: listen only once every thread is ready to. */
   startTogether: boolean;
   shards: ShardMemory[];

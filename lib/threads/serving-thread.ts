@@ -25,6 +25,7 @@ import type { ThreadInit, ThreadReport, ToMain, ToThread } from './messages.js';
 import { PrefixEvent, PrefixStats, renderPrefixDump, type PrefixEventId } from '../prefix-stats.js';
 import { OperatorCommands } from './operator.js';
 import { TlsAcceptor, type SecureClient, type TlsCounters } from '../tls/acceptor.js';
+import { certificatesReloaded } from './thread-stats.js';
 import { parseWatchKinds, StoreWatch, WatchHub, WatchKind, WatchLine, type CurrentClient } from './watch.js';
 import { Cell, COMMAND_INDEX, Field, PROTOCOLS, ThreadStats, type Protocol } from './thread-stats.js';
 
@@ -70,7 +71,8 @@ export class ServingThread implements ConnectionHost {
   private readonly stats: ThreadStats;
   private readonly reporter: StatsReporter;
   private readonly port: MessagePort;
-  private readonly listener: net.Server;
+  /** One server per -l listener, on this thread's socket or descriptor of it. */
+  private readonly listeners: net.Server[];
   /** -U: this thread's UDP socket, when it has one (see lib/udp/endpoint.ts). */
   private udp: UdpEndpoint | null = null;
   private readonly connections = new Set<Connection>();
@@ -102,11 +104,11 @@ export class ServingThread implements ConnectionHost {
     this.prefixes = new PrefixStats(init.config.prefixDelimiter.charCodeAt(0));
     this.tls = init.config.tls === null
       ? null
-      : new TlsAcceptor(init.config.tls, this.tlsCounters(), (client) => this.serve(client.socket, client), (level, msg) => this.log(level, msg));
+      : new TlsAcceptor(init.config.tls, this.tlsCounters(), (client) => this.serve(client.socket, client));
     this.access.observe((store) => new StoreWatch(this.watch, store, this.client));
     this.port = init.port;
     this.port.on('message', (msg: ToThread) => this.onMessage(msg));
-    this.listener = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
+    this.listeners = init.listen.map((l) => net.createServer({ noDelay: true }, (socket) => this.accept(socket, l.tls)));
   }
 
   async start(): Promise<void> {
@@ -114,13 +116,18 @@ export class ServingThread implements ConnectionHost {
     if (this.init.startTogether) this.waitForEveryThread();
     // UDP first: a port in use fails the start before anything else is open
     this.udp = await UdpEndpoint.open(this, this.config, this.thread);
-    await new Promise<void>((resolve, reject) => {
-      this.listener.once('error', reject);
-      this.listener.listen({ ...this.init.listen, backlog: this.config.backlog }, () => {
-        this.listener.off('error', reject);
-        resolve();
-      });
-    }).catch((err: unknown) => {
+    await Promise.all(
+      this.listeners.map(
+        (listener, i) =>
+          new Promise<void>((resolve, reject) => {
+            listener.once('error', reject);
+            listener.listen({ ...this.init.listen[i]!.at, backlog: this.config.backlog }, () => {
+              listener.off('error', reject);
+              resolve();
+            });
+          }),
+      ),
+    ).catch((err: unknown) => {
       this.udp?.close();
       throw err;
     });
@@ -134,7 +141,7 @@ export class ServingThread implements ConnectionHost {
     }
   }
 
-  private accept(socket: net.Socket): void {
+  private accept(socket: net.Socket, tls: boolean): void {
     const shared = this.stats.shared;
     // a reset from the peer must not become an unhandled 'error' event that ends the thread
     socket.on('error', (err) => this.log(2, `connection error: ${err.message}`));
@@ -153,7 +160,7 @@ export class ServingThread implements ConnectionHost {
       Atomics.sub(shared, Cell.connections, 1);
       this.stats.add(this.thread, Field.currConnections, -1);
     });
-    if (this.tls === null) this.serve(socket, null);
+    if (this.tls === null || !tls) this.serve(socket, null);
     else this.tls.accept(socket);
   }
 
@@ -274,12 +281,7 @@ export class ServingThread implements ConnectionHost {
   private refreshCerts(): string {
     if (this.tls === null) return Errors.tlsNotEnabled;
     const failed = this.tls.reload();
-    if (failed !== null) return `${failed}\r\n`;
-    const shared = this.stats.shared;
-    Atomics.store(shared, Cell.certRefreshedAt, this.clock.now());
-    this.tls.adopt(Atomics.add(shared, Cell.certEpoch, 1) + 1);
-    this.log(1, 'TLS certificates reloaded');
-    return 'OK\r\n';
+    return failed === null ? 'OK\r\n' : `${failed}\r\n`;
   }
 
   private tlsCounters(): TlsCounters {
@@ -295,7 +297,10 @@ export class ServingThread implements ConnectionHost {
       },
       newSession: () => add(Field.sslNewSessions),
       handshakeSeconds: (seconds) => this.observeLatency('text', 'tls_handshake', seconds),
-      epoch: () => Atomics.load(this.stats.shared, Cell.certEpoch),
+      reloaded: () => {
+        certificatesReloaded(this.stats.shared, this.clock.now());
+        this.log(1, 'TLS certificates reloaded');
+      },
     };
   }
 
@@ -438,7 +443,7 @@ export class ServingThread implements ConnectionHost {
         if (msg.holdingLock) lock(this.init.locks, this.thread, this.thread);
         return process.exit(1);
       case 'close':
-        this.listener.close();
+        for (const listener of this.listeners) listener.close();
         this.udp?.close();
         for (const conn of this.connections) {
           conn.closeReason = 'shutdown';

@@ -71,6 +71,12 @@ export const Cell = {
   /** Watchers wanting each event kind: the WATCH_KIND_COUNT cells from watching + WatchKind. */
   watching: 20,
 } as const;
+/** New certificates are in use (for time_since_server_cert_refresh and the expiry gauge). */
+export function certificatesReloaded(shared: Int32Array, now: number): void {
+  Atomics.store(shared, Cell.certRefreshedAt, now);
+  Atomics.add(shared, Cell.certEpoch, 1);
+}
+
 /** memshard's `watch` event kinds (see WatchKind in watch.ts). */
 export const WATCH_KIND_COUNT = 5;
 const CELLS = Cell.watching + WATCH_KIND_COUNT;

@@ -6,6 +6,7 @@
  */
 import type net from 'node:net';
 import tls from 'node:tls';
+import { BroadcastChannel } from 'node:worker_threads';
 import { loadServerTls, TlsLoadError, verifyOptions } from './context.js';
 import type { TlsSettings } from './settings.js';
 
@@ -17,8 +18,8 @@ export interface TlsCounters {
   protocolError(reason: string): void;
   newSession(): void;
   handshakeSeconds(seconds: number): void;
-  /** The epoch of the certificates in use, shared by every thread. */
-  epoch(): number;
+  /** New certificates went out to every thread. */
+  reloaded(): void;
 }
 
 export interface SecureClient {
@@ -28,12 +29,25 @@ export interface SecureClient {
   protocol: string;
 }
 
+/**
+ * Certificates one thread loaded, for every other thread: they take the same bytes at once
+ * rather than each reading the files later (which may have changed again by then).
+ */
+const RELOADS = 'memshard-tls-reload';
+
+/** Tell every serving thread to use these certificates for its next handshakes. */
+export function publishServerTls(options: tls.SecureContextOptions): void {
+  const channel = new BroadcastChannel(RELOADS);
+  channel.postMessage(options);
+  channel.close();
+}
+
 /** A client's address and port: the TCP socket and the TLS socket over it share them. */
 const peerOf = (socket: net.Socket): string => `${socket.remoteAddress}:${socket.remotePort}`;
 
 export class TlsAcceptor {
   private readonly server: tls.Server;
-  private epoch: number;
+  private readonly reloads = new BroadcastChannel(RELOADS);
   /** When each handshaking client was accepted (by peerOf), for the handshake time. */
   private readonly acceptedAt = new Map<string, number>();
 
@@ -41,10 +55,10 @@ export class TlsAcceptor {
     private readonly settings: TlsSettings,
     private readonly counters: TlsCounters,
     ready: (client: SecureClient) => void,
-    private readonly log: (level: number, msg: string) => void,
   ) {
     this.server = tls.createServer({ ...loadServerTls(settings).options, ...verifyOptions(settings), handshakeTimeout: HANDSHAKE_TIMEOUT_MS });
-    this.epoch = counters.epoch();
+    this.reloads.onmessage = (event) => this.server.setSecureContext((event as { data: tls.SecureContextOptions }).data);
+    this.reloads.unref();
     this.server.on('tlsClientError', (err, socket) => {
       this.acceptedAt.delete(peerOf(socket));
       counters.handshakeFailed(err.message);
@@ -70,38 +84,35 @@ export class TlsAcceptor {
   }
 
   /**
-   * Loads the certificate files again for this thread's new handshakes; null when they are good,
-   * else memcached's error text (the old certificates stay in use).
+   * `refresh_certs`: loads the certificate files again for every thread's new handshakes; null
+   * when they are good, else memcached's error text (the old certificates stay in use).
    */
   reload(): string | null {
-    try {
-      this.server.setSecureContext(loadServerTls(this.settings).options);
-      return null;
-    } catch (err) {
-      if (err instanceof TlsLoadError) return err.message;
-      throw err;
-    }
-  }
-
-  /** This thread loaded the certificates of `epoch` itself (`refresh_certs`). */
-  adopt(epoch: number): void {
-    this.epoch = epoch;
+    const failed = reloadServerTls(this.settings);
+    if (failed === null) this.counters.reloaded();
+    return failed;
   }
 
   /** Hand an accepted socket to the handshake; the socket is destroyed if it fails. */
   accept(raw: net.Socket): void {
-    const epoch = this.counters.epoch();
-    if (epoch !== this.epoch) {
-      this.epoch = epoch;
-      const failed = this.reload();
-      if (failed !== null) this.log(1, `could not load the new TLS certificates, keeping the old: ${failed}`);
-    }
     this.acceptedAt.set(peerOf(raw), performance.now());
     this.server.emit('connection', raw);
   }
 }
 
-/** For the main thread and `refresh_certs`: can the files be loaded now? null = yes, else why not. */
+/** Load the files and hand them to every serving thread (this one too); null, or why not. */
+export function reloadServerTls(settings: TlsSettings): string | null {
+  try {
+    const { options } = loadServerTls(settings);
+    publishServerTls(options);
+    return null;
+  } catch (err) {
+    if (err instanceof TlsLoadError) return err.message;
+    throw err;
+  }
+}
+
+/** At start: can the files be loaded? null = yes, else why not (memcached's words). */
 export function checkServerTls(settings: TlsSettings): string | null {
   try {
     loadServerTls(settings);

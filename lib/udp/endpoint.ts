@@ -16,7 +16,7 @@ import dgram from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import net, { type Socket } from 'node:net';
 import type { Credentials } from '../auth.js';
-import type { Config, ProtocolChoice } from '../config.js';
+import { firstHost, type Config, type ProtocolChoice } from '../config.js';
 import { Connection, type ConnectionHost } from '../connection.js';
 import { REQUEST_MAGIC } from '../protocol/binary.js';
 import { Op, type KeyCommand, type LocalCommand } from '../protocol/command.js';
@@ -61,14 +61,14 @@ export class UdpEndpoint {
    */
   static async checkPortFree(config: Config, thread: number): Promise<void> {
     if (thread !== 0 || !servesUdp(config, thread) || !reusePortAvailable()) return;
-    const probe = await bind(config.udpPort, config.listen, false);
+    const probe = await bind(config.udpPort, firstHost(config), false);
     await new Promise<void>((resolve) => probe.close(() => resolve()));
   }
 
   /** Bind the UDP port in serving thread `thread`, if it serves UDP (else null). */
   static async open(host: ConnectionHost, config: Config, thread: number): Promise<UdpEndpoint | null> {
     if (!servesUdp(config, thread)) return null;
-    const socket = await bind(config.udpPort, config.listen, reusePortAvailable());
+    const socket = await bind(config.udpPort, firstHost(config), reusePortAvailable());
     return new UdpEndpoint(socket, host, -1 - thread);
   }
 
