@@ -28,7 +28,8 @@ function credentials(flag: string, path: string | undefined): Credentials | null
 
 /**
  * memcached's signals: SIGINT, SIGTERM and SIGUSR1 (its graceful stop) close and exit 0; SIGHUP
- * reloads the TLS certificates with -Z (memcached 1.6.40+) and is otherwise logged and ignored.
+ * reloads the TLS certificates with -Z (memcached 1.6.40+) and a --cluster-file, and is otherwise
+ * logged and ignored.
  * A second SIGINT or SIGTERM kills at once. The SIGUSR1 listener stays, as while there is one
  * Node does not open its inspector on SIGUSR1.
  */
@@ -43,6 +44,7 @@ function handleSignals(server: Server): void {
   process.on('SIGUSR1', stop);
   process.on('SIGHUP', (signal) => {
     server.log(1, `Signal handled: ${signal}.`);
+    server.reloadCluster();
     if (server.config.tls === null) return;
     const failed = server.refreshCerts();
     if (failed !== null) process.stderr.write(`Could not reload TLS certificates on SIGHUP: ${failed}\n`);

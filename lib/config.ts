@@ -7,6 +7,8 @@ import type { StoreConfig } from './store/store.js';
 import { DEFAULT_TUNING, type StoreTuning } from './store/tuning.js';
 import { TLS_EXTRAS, type TlsSettings } from './tls/settings.js';
 import { ListenerError, parseListeners, type ListenerSpec } from './listeners.js';
+import { ClusterConfigError, parseNodeList } from './cluster/config.js';
+import type { ClusterSource } from './cluster/discovery.js';
 
 export interface Config {
   port: number;
@@ -52,6 +54,8 @@ export interface Config {
   preallocate: boolean;
   /** -W turns `watch` off. */
   watchEnabled: boolean;
+  /** Auto Discovery's node list (`config get cluster`): at most one of nodes, file, dns. */
+  cluster: ClusterSource | null;
   /** -Z and its `-o ssl_*` options; null = plain TCP. */
   tls: TlsSettings | null;
   /** -D: the key prefix delimiter of `stats detail`, which is then on from the start. */
@@ -124,6 +128,7 @@ export function validate(c: Config): Config {
   idleTimeout(c);
   replyBudgetMb(c);
   listeners(c);
+  clusterSource(c);
   storeTuning(c);
   crawlerSettings(c);
   watcherBufferKb(c);
@@ -168,6 +173,23 @@ export function idleTimeout(c: Config): number {
  */
 export function replyBudgetMb(c: Config): number {
   return wholeExtra(c, 'read_buf_mem_limit', 'megabytes');
+}
+
+/** Checks the Auto Discovery flags: one source at most, a node list that parses, a sane interval. */
+function clusterSource(c: Config): void {
+  const s = c.cluster;
+  if (s === null) return;
+  const given = [s.nodes, s.file, s.dns].filter((x) => x !== undefined).length;
+  if (given > 1) throw new ConfigError('--cluster-nodes, --cluster-file and --cluster-dns: give one of them');
+  int('--cluster-dns-interval', s.dnsIntervalSeconds, 1, 86_400);
+  if (s.nodes !== undefined) {
+    try {
+      parseNodeList(s.nodes, c.port);
+    } catch (err) {
+      if (err instanceof ClusterConfigError) throw new ConfigError(`--cluster-nodes: ${err.message}`);
+      throw err;
+    }
+  }
 }
 
 /** Where the daemon listens (-l, -p, -Z): one or more TCP listeners. */

@@ -43,6 +43,9 @@ export interface ConnectionHost {
   readonly protocol: ProtocolChoice;
   /** The rows of a stats group (null: unknown group), now or later. */
   statsRows(group: string, then: (rows: Array<[string, string | number]> | null) => void): void;
+  /** Auto Discovery's payload (`<version>\n<nodes>\n`); null without a cluster. */
+  clusterConfig(): string | null;
+  countConfigGet(): void;
   /** Record a command's latency (seconds) under its name (memcached's command name, e.g. 'get'). */
   observeLatency(protocol: Protocol, command: string, seconds: number): void;
   countCommand(): void;
@@ -454,6 +457,14 @@ export class Connection {
           slot,
           ok ? binaryReply(bp.opcode, bp.opaque, Buffer.from('Authenticated', 'latin1')) : binaryError(bp.opcode, BinStatus.AuthError, bp.opaque),
         );
+      }
+      case BinOp.ConfigGet: {
+        // a server without Auto Discovery does not know the command, as memcached does not
+        const config = this.host.clusterConfig();
+        if (config === null) return this.fill(slot, binaryError(bp.opcode, BinStatus.UnknownCommand, bp.opaque));
+        if (bp.key.toString('latin1') !== 'cluster') return this.fill(slot, binaryError(bp.opcode, BinStatus.NotFound, bp.opaque));
+        this.host.countConfigGet();
+        return this.fill(slot, binaryReply(bp.opcode, bp.opaque, Buffer.from(config, 'latin1')));
       }
       case BinOp.Stat: {
         const { opcode, opaque } = bp;

@@ -17,6 +17,7 @@ import type { ShardMemory } from './shards/shard-access.js';
 import { StatsReporter } from './stats.js';
 import { Store } from './store/store.js';
 import { reloadServerTls } from './tls/acceptor.js';
+import { ClusterDiscovery } from './cluster/discovery.js';
 import { openListenSocket, type ListenAt, type ListenSocket } from './threads/listen-socket.js';
 import type { ThreadInit, ThreadListener, ThreadReport, ToMain, ToThread } from './threads/messages.js';
 import { Cell, certificatesReloaded, newThreadStatsBuffers, ThreadStats, type ThreadStatsBuffers } from './threads/thread-stats.js';
@@ -63,6 +64,8 @@ export class Server {
   private listenerTls: boolean[] = [];
   private metricsServer: http.Server | null = null;
   private readonly gatherings = new Map<number, Gathering>();
+  /** Auto Discovery (--cluster-*), null without it. */
+  private readonly cluster: ClusterDiscovery | null;
   private nextGathering = 0;
   private closed = false;
 
@@ -89,6 +92,9 @@ export class Server {
     Atomics.store(cells, Cell.memoryLimitMb, config.memoryLimitMb);
     Atomics.store(cells, Cell.detailEnabled, config.detailAtStart ? 1 : 0);
     Atomics.store(cells, Cell.certRefreshedAt, this.clock.now());
+    this.cluster = config.cluster === null
+      ? null
+      : new ClusterDiscovery(config.cluster, (view) => this.slots.forEach((_, t) => this.post(t, { type: 'cluster', view })), (level, msg) => this.log(level, msg));
     this.exporter = new Exporter(new StatsReporter({ config, clock: this.clock, shards: this.shards, threads: this.threads }), this.threads);
     this.slots = Array.from({ length: config.threads }, (_, t) => {
       const pool = new Piscina({
@@ -102,6 +108,11 @@ export class Server {
       pool.on('error', (err: unknown) => this.log(1, `thread ${t}: error: ${String(err)}`));
       return { pool, port: null, starting: false };
     });
+  }
+
+  /** SIGHUP: read --cluster-file again (it is also followed as it changes). */
+  reloadCluster(): void {
+    void this.cluster?.refresh(false);
   }
 
   /** SIGHUP with -Z: check the certificate files; good ones are taken by every thread's next handshake. */
@@ -119,6 +130,8 @@ export class Server {
 
   async start(): Promise<{ port: number }> {
     const config = this.config;
+    // the node list first: a bad file or an unknown name fails the start, as a bad flag does
+    await this.cluster?.start();
     const specs: Array<{ at: ListenAt; tls: boolean }> = config.unixSocket === undefined
       ? listeners(config).map((l) => ({ at: { port: l.port, host: l.host }, tls: l.tls }))
       : [{ at: { path: config.unixSocket, mask: config.unixMask }, tls: config.tls !== null }];
@@ -154,6 +167,7 @@ export class Server {
         sasl: this.auth.sasl?.entries ?? null,
         ascii: this.auth.ascii?.entries ?? null,
         port: port2,
+        cluster: this.cluster?.current ?? null,
       };
       // the thread may accept before run() resolves: main must already hear and reach it
       port1.on('message', (msg: ToMain) => this.onMessage(t, msg));
@@ -267,6 +281,7 @@ export class Server {
     this.closed = true;
     this.metricsServer?.close();
     for (const s of this.listenSockets) s.close();
+    this.cluster?.stop();
     await Promise.all(
       this.slots.map(async (slot) => {
         const port = slot.port;

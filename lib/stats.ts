@@ -157,7 +157,11 @@ export class StatsReporter {
       ['response_obj_bytes', Atomics.load(this.source.threads.shared, Cell.heldReplyKb) * 1024],
       ['reserved_fds', 0],
     ];
-    for (const name of COMMAND_COUNTERS) rows.push([name, name === 'cmd_flush' ? c(Field.flushCommands) : total(name)]);
+    for (const name of COMMAND_COUNTERS) {
+      rows.push([name, name === 'cmd_flush' ? c(Field.flushCommands) : total(name)]);
+      // memcached on ElastiCache (1.4.14+) counts config commands next to cmd_touch
+      if (name === 'cmd_touch' && config.cluster !== null) rows.push(['cmd_config_get', c(Field.configGets)], ['cmd_config_set', 0]);
+    }
     rows.push(
       ['auth_cmds', c(Field.authCommands)],
       ['auth_errors', c(Field.authErrors)],
@@ -190,6 +194,7 @@ export class StatsReporter {
       ['round_robin_fallback', 0],
       ['bytes', total('bytes')],
       ['curr_items', total('curr_items')],
+      ...(config.cluster === null ? [] : [['curr_config', 1] as Row]),
       ['total_items', total('total_items')],
     );
     for (const name of ITEM_TOTALS) rows.push([name, total(name)]);

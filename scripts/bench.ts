@@ -269,8 +269,9 @@ export function startMemshard(opts: { threads: number; memoryMb: number; args?: 
 }
 
 /**
- * Path of a built mcload: $MCLOAD if set, else shared/bench/mcload, built there with make, else
- * into a temp dir (with TLS when OpenSSL's headers are installed, as the Makefile does).
+ * Path of a built mcload: $MCLOAD if set, else shared/bench/mcload if one was built there, else
+ * one built into a temp dir (../shared is read-only to this project; with TLS when OpenSSL's
+ * headers are installed, as its Makefile does).
  */
 export function ensureMcload(): string {
   const given = process.env['MCLOAD'];
@@ -283,13 +284,7 @@ export function ensureMcload(): string {
   const src = path.join(benchDir, 'mcload.c');
   if (!fs.existsSync(src)) throw new Error(`mcload source not found: ${src}`);
   if (fs.existsSync(inShared)) return inShared;
-  try {
-    log(`building mcload: make -C ${benchDir}`);
-    execFileSync('make', ['-C', benchDir], { stdio: ['ignore', 'ignore', 'pipe'] });
-    if (fs.existsSync(inShared)) return inShared;
-  } catch (e) {
-    log(`make in ${benchDir} failed (${(e as Error).message.split('\n')[0]}); building into a temp dir`);
-  }
+  log(`building mcload from ${src} into a temp dir`);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'memshard-mcload-'));
   const out = path.join(dir, 'mcload');
   const withTls = fs.existsSync('/usr/include/openssl/ssl.h');

@@ -6,6 +6,7 @@
 import yargs, { type Options } from 'yargs';
 import { ConfigError, parseExtras, parseSize, validate, type Config, type ProtocolChoice } from '../config.js';
 import { parseTlsSettings, TlsSettingsError, type TlsSettings } from '../tls/settings.js';
+import type { ClusterSource } from '../cluster/discovery.js';
 import { MEMCACHED_VERSION, MEMSHARD_VERSION } from '../version.js';
 
 /** Every value given to a flag (`-l X`, `-lX`, `--listen X`, `--listen=X`), in order; undefined if none. */
@@ -22,6 +23,13 @@ function everyValue(argv: string[], short: string, long: string): string[] | und
     }
   }
   return values.length === 0 ? undefined : values;
+}
+
+/** The Auto Discovery flags, or null when none is given. */
+function clusterFlags(args: Record<string, unknown>, port: number, dnsIntervalSeconds: number): ClusterSource | null {
+  const [nodes, file, dns] = ['cluster-nodes', 'cluster-file', 'cluster-dns'].map((k) => args[k] as string | undefined);
+  if (nodes === undefined && file === undefined && dns === undefined) return null;
+  return { nodes, file, dns, dnsIntervalSeconds, defaultPort: port };
 }
 
 /** memcached's TLS options, its messages as a ConfigError. */
@@ -85,6 +93,10 @@ const OPTIONS: Array<[string, string | undefined, Options]> = [
   ['sasl-pwdb', undefined, { type: 'string', describe: 'SASL password file, lines user:password (default: $MEMCACHED_SASL_PWDB)' }],
   ['metrics-port', undefined, num("Prometheus /metrics HTTP port (memcached_exporter's; 0 = off)", 9150)],
   ['metrics-listen', undefined, { type: 'string', describe: 'interface for /metrics (default: as --listen)' }],
+  ['cluster-nodes', undefined, { type: 'string', describe: 'ElastiCache Auto Discovery: the nodes `config get cluster` lists, host|ip|port,...' }],
+  ['cluster-file', undefined, { type: 'string', describe: 'Auto Discovery nodes from this file (one host|ip|port per line), reloaded when it changes and on SIGHUP' }],
+  ['cluster-dns', undefined, { type: 'string', describe: 'Auto Discovery nodes: every address this name[:port] resolves to (a Kubernetes headless service)' }],
+  ['cluster-dns-interval', undefined, num('seconds between two resolutions of --cluster-dns', 30)],
 ];
 
 export type Parsed = { kind: 'run'; config: Config } | { kind: 'print'; text: string };
@@ -171,6 +183,7 @@ export function parseArgs(argv: string[]): Parsed {
     detailAtStart: args['stats-delimiter'] !== undefined,
     extras,
     tls: tlsSettings(args['enable-ssl'] === true, extras),
+    cluster: clusterFlags(args, n('port'), n('cluster-dns-interval')),
   });
   return { kind: 'run', config };
 }

@@ -143,6 +143,12 @@ export class Exporter {
     counter('memcached_connections_rejected_total', 'Total number of connections rejected due to hitting the max connection limit.', () => stat('rejected_connections'));
     counter('memcached_connections_yielded_total', "Total number of connections yielded running due to hitting the memcached's -R limit.", () => stat('conn_yields'));
     counter('memcached_slabs_moved_total', 'Total number of slab pages moved.', () => stat('slabs_moved'));
+    if (this.stats.config.cluster !== null) {
+      // ElastiCache's CloudWatch names these CmdConfigGet, CmdConfigSet and CurrConfig
+      counter('memcached_config_get_total', 'Auto Discovery config get commands answered.', () => stat('cmd_config_get'));
+      counter('memcached_config_set_total', 'Auto Discovery config set commands (none: the node list comes from flags, a file or DNS).', () => stat('cmd_config_set'));
+      gauge('memcached_current_config', 'Auto Discovery configurations stored.', () => stat('curr_config'));
+    }
     gauge('memcached_accepting_connections', 'The Memcached server is currently accepting new connections.', () => stat('accepting_conns'));
 
     // memcached_exporter's LRU crawler series, from stats settings and stats

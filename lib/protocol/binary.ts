@@ -14,6 +14,8 @@ export const BinOp = {
   Stat: 0x10, SetQ: 0x11, AddQ: 0x12, ReplaceQ: 0x13, DeleteQ: 0x14, IncrementQ: 0x15, DecrementQ: 0x16,
   QuitQ: 0x17, FlushQ: 0x18, AppendQ: 0x19, PrependQ: 0x1a, Touch: 0x1c, Gat: 0x1d, GatQ: 0x1e,
   SaslListMechs: 0x20, SaslAuth: 0x21, SaslStep: 0x22, GatK: 0x23, GatKQ: 0x24,
+  /** ElastiCache's Auto Discovery `config get` (key `cluster`), as its cluster clients send it. */
+  ConfigGet: 0x60,
 } as const;
 
 export const BinStatus = {
@@ -184,6 +186,8 @@ export class BinaryParser {
         return extLen === 0 && keyLen > 0;
       case BinOp.Stat:
         return extLen === 0;
+      case BinOp.ConfigGet:
+        return extLen === 0 && keyLen > 0 && bodyLen === keyLen;
       case BinOp.SaslAuth:
       case BinOp.SaslStep:
         return extLen === 0 && keyLen !== 0;
@@ -200,7 +204,7 @@ export class BinaryParser {
 const KNOWN = new Set<number>([
   BinOp.Get, BinOp.Set, BinOp.Add, BinOp.Replace, BinOp.Delete, BinOp.Increment, BinOp.Decrement, BinOp.Quit,
   BinOp.Flush, BinOp.Noop, BinOp.Version, BinOp.GetK, BinOp.Append, BinOp.Prepend, BinOp.Stat, BinOp.Touch,
-  BinOp.Gat, BinOp.GatK,
+  BinOp.Gat, BinOp.GatK, BinOp.ConfigGet,
 ]);
 
 /** Where an encoder writes (a ReplyWriter). */

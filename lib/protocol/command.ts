@@ -91,4 +91,6 @@ export type LocalCommand =
   | { kind: 'debug'; args: string[] }
   | { kind: 'operator'; name: 'slabs' | 'lru' | 'lru_crawler' | 'cache_memlimit'; args: string[] }
   | { kind: 'watch'; args: string[] }
-  | { kind: 'refresh_certs' };
+  | { kind: 'refresh_certs' }
+  /** ElastiCache's `config get cluster` (Auto Discovery). */
+  | { kind: 'config'; args: string[] };

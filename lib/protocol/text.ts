@@ -58,7 +58,7 @@ const Cmd = {
   None: 0, Get: 1, Gets: 2, Gat: 3, Gats: 4, Set: 5, Add: 6, Replace: 7, Append: 8, Prepend: 9, Cas: 10,
   Delete: 11, Incr: 12, Decr: 13, Touch: 14, FlushAll: 15, Version: 16, Quit: 17, Verbosity: 18, Stats: 19,
   Shutdown: 20, Debug: 21, Mg: 22, Ms: 23, Md: 24, Ma: 25, Mn: 26, Me: 27, LruCrawler: 28, Slabs: 29, Lru: 30,
-  CacheMemlimit: 31, Watch: 32, RefreshCerts: 33,
+  CacheMemlimit: 31, Watch: 32, RefreshCerts: 33, Config: 34,
 } as const;
 type CmdId = (typeof Cmd)[keyof typeof Cmd];
 const COMMAND_NAMES: Array<[string, CmdId]> = [
@@ -69,6 +69,7 @@ const COMMAND_NAMES: Array<[string, CmdId]> = [
   ['shutdown', Cmd.Shutdown], ['debug', Cmd.Debug], ['mg', Cmd.Mg], ['ms', Cmd.Ms], ['md', Cmd.Md], ['ma', Cmd.Ma],
   ['mn', Cmd.Mn], ['me', Cmd.Me], ['lru_crawler', Cmd.LruCrawler], ['slabs', Cmd.Slabs], ['lru', Cmd.Lru],
   ['cache_memlimit', Cmd.CacheMemlimit], ['watch', Cmd.Watch], ['refresh_certs', Cmd.RefreshCerts],
+  ['config', Cmd.Config],
 ];
 /** Names by length and first byte; each candidate is then compared in full. */
 const COMMANDS_BY_HEAD = new Map<number, Array<[Buffer, CmdId]>>();
@@ -194,6 +195,8 @@ export class TextParser {
         return this.localCmd({ kind: 'watch', args: this.rest(buf, 1, n) });
       case Cmd.RefreshCerts:
         return this.localCmd({ kind: 'refresh_certs' });
+      case Cmd.Config:
+        return this.localCmd({ kind: 'config', args: this.rest(buf, 1, n) });
       case Cmd.Shutdown:
         if (n === 1) return this.localCmd({ kind: 'shutdown', mode: 'immediate' });
         if (n === 2 && this.tok(buf, 1) === 'graceful') return this.localCmd({ kind: 'shutdown', mode: 'graceful' });

@@ -4,6 +4,7 @@
  */
 import type { Config } from '../config.js';
 import type { ShardMemory } from '../shards/shard-access.js';
+import type { ClusterView } from '../cluster/discovery.js';
 import type { PrefixEntry } from '../prefix-stats.js';
 import type { ConnInfo } from '../stats.js';
 import type { ThreadListen } from './listen-socket.js';
@@ -34,6 +35,8 @@ export interface ThreadInit {
   sasl: Array<[string, Uint8Array]> | null;
   ascii: Array<[string, Uint8Array]> | null;
   port: MessagePort;
+  /** Auto Discovery's node list as it is now (then 'cluster' messages), null without one. */
+  cluster: ClusterView | null;
 }
 
 /** What a thread reports for a report that needs every thread (`stats conns`, `stats detail dump`). */
@@ -47,7 +50,9 @@ export type ToThread =
   | { type: 'gathered'; request: number; report: ThreadReport }
   /** Fault injection: exit, optionally while holding this thread's shard lock. */
   | { type: 'crash'; holdingLock: boolean }
-  | { type: 'close' };
+  | { type: 'close' }
+  /** Auto Discovery's node list changed. */
+  | { type: 'cluster'; view: ClusterView };
 
 export type ToMain =
   | { type: 'report'; request: number; report: ThreadReport }

@@ -26,6 +26,8 @@ import { PrefixEvent, PrefixStats, renderPrefixDump, type PrefixEventId } from '
 import { OperatorCommands } from './operator.js';
 import { TlsAcceptor, type SecureClient, type TlsCounters } from '../tls/acceptor.js';
 import { certificatesReloaded } from './thread-stats.js';
+import { clusterPayload, renderClusterConfig } from '../cluster/config.js';
+import type { ClusterView } from '../cluster/discovery.js';
 import { parseWatchKinds, StoreWatch, WatchHub, WatchKind, WatchLine, type CurrentClient } from './watch.js';
 import { Cell, COMMAND_INDEX, Field, PROTOCOLS, ThreadStats, type Protocol } from './thread-stats.js';
 
@@ -66,6 +68,8 @@ export class ServingThread implements ConnectionHost {
   private readonly watch: WatchHub;
   /** -Z: handshakes for accepted sockets; null = plain TCP. */
   private readonly tls: TlsAcceptor | null;
+  /** Auto Discovery's node list (from the main thread), null without one. */
+  private cluster: ClusterView | null;
   /** Whose command runs now, for watch lines' cfd. */
   private readonly client: CurrentClient = { id: -1 };
   private readonly stats: ThreadStats;
@@ -102,6 +106,7 @@ export class ServingThread implements ConnectionHost {
     this.operator = new OperatorCommands(this);
     this.watch = new WatchHub(this.stats.shared);
     this.prefixes = new PrefixStats(init.config.prefixDelimiter.charCodeAt(0));
+    this.cluster = init.cluster;
     this.tls = init.config.tls === null
       ? null
       : new TlsAcceptor(init.config.tls, this.tlsCounters(), (client) => this.serve(client.socket, client));
@@ -252,6 +257,8 @@ export class ServingThread implements ConnectionHost {
         return this.startWatch(cmd.args, conn, slot);
       case 'refresh_certs':
         return this.refreshCerts();
+      case 'config':
+        return this.clusterCommand(cmd.args);
       case 'stats': {
         if (cmd.group === 'cachedump') return this.cachedump(cmd.args);
         const later = (reply: (r: ThreadReport) => string): undefined => {
@@ -282,6 +289,22 @@ export class ServingThread implements ConnectionHost {
     if (this.tls === null) return Errors.tlsNotEnabled;
     const failed = this.tls.reload();
     return failed === null ? 'OK\r\n' : `${failed}\r\n`;
+  }
+
+  /** ElastiCache's `config get cluster`; a server without Auto Discovery answers ERROR, as memcached. */
+  private clusterCommand(args: string[]): string {
+    const view = this.cluster;
+    if (view === null || args[0] !== 'get' || args[1] !== 'cluster' || args.length !== 2) return Errors.error;
+    this.countConfigGet();
+    return renderClusterConfig(view.version, view.line);
+  }
+
+  clusterConfig(): string | null {
+    return this.cluster === null ? null : clusterPayload(this.cluster.version, this.cluster.line);
+  }
+
+  countConfigGet(): void {
+    this.stats.add(this.thread, Field.configGets, 1);
   }
 
   private tlsCounters(): TlsCounters {
@@ -442,6 +465,9 @@ export class ServingThread implements ConnectionHost {
         this.log(1, `fault injection: thread ${this.thread} exits${msg.holdingLock ? ' holding its shard lock' : ''}`);
         if (msg.holdingLock) lock(this.init.locks, this.thread, this.thread);
         return process.exit(1);
+      case 'cluster':
+        this.cluster = msg.view;
+        return;
       case 'close':
         for (const listener of this.listeners) listener.close();
         this.udp?.close();

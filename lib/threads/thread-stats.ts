@@ -33,6 +33,8 @@ export const Field = {
   sslHandshakeErrors: 13,
   sslProtoErrors: 14,
   sslNewSessions: 15,
+  /** `config get cluster` answered (ElastiCache's cmd_config_get). */
+  configGets: 16,
 } as const;
 const FIELDS = Object.keys(Field).length;
 

@@ -402,6 +402,14 @@ class Exchange implements ConnectionHost {
     });
     sync = false;
   }
+  clusterConfig(): string | null {
+    return this.thread.clusterConfig();
+  }
+
+  countConfigGet(): void {
+    this.thread.countConfigGet();
+  }
+
   observeLatency(protocol: Protocol, command: string, seconds: number): void {
     this.thread.observeLatency(protocol, command, seconds);
   }
