@@ -37,6 +37,8 @@ export interface ClusterEndpoints {
   discovery: { host: string; port: number; command: string };
   /** Why there is no proxy, when there is none. */
   proxyNote: string | null;
+  /** The temporary directory (twemproxy's configuration and log), removed on stop. */
+  tmp: string;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -249,6 +251,7 @@ export async function main(argv: string[]): Promise<void> {
       proxy,
       discovery: { host: HOST, port: nodePorts[0]!, command: 'config get cluster' },
       proxyNote,
+      tmp,
     };
 
     const out: string[] = [`memshard cluster: ${NODES} nodes (-m ${values.memory} -t ${values.threads} each). Ctrl-C stops it.`];

@@ -93,9 +93,11 @@ async function stopProcess(s: Started, signal: NodeJS.Signals, timeoutMs: number
 }
 
 const extraPids: number[] = []; // children of a process we started (cluster.ts's nodes)
+const extraDirs: string[] = []; // cluster.ts's temporary directory, should it be killed before it cleans up
 t.teardown(async () => {
   for (const s of started) if (s.child.exitCode === null && s.child.signalCode === null) await stopProcess(s, 'SIGKILL', 3000);
   for (const pid of extraPids) if (alive(pid)) process.kill(pid, 'SIGKILL');
+  for (const dir of extraDirs) fs.rmSync(dir, { recursive: true, force: true });
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
@@ -646,6 +648,7 @@ t.test('npm run cluster: three nodes and the proxy, every printed endpoint answe
     nodes: { port: number; metrics: string; pid: number }[];
     proxy: { port: number; stats: number; pid: number } | null;
     discovery: { port: number };
+    tmp: string;
   }
   let endpoints = null as Endpoints | null;
   while (endpoints === null && Date.now() < deadline && script.child.exitCode === null) {
@@ -658,6 +661,7 @@ t.test('npm run cluster: three nodes and the proxy, every printed endpoint answe
     return;
   }
   extraPids.push(...endpoints.nodes.map((n) => n.pid), ...(endpoints.proxy ? [endpoints.proxy.pid] : []));
+  if (endpoints.tmp.includes('memshard-cluster-')) extraDirs.push(endpoints.tmp);
   t.match(script.output(), /node1 +127\.0\.0\.1:\d+ +metrics http:\/\/127\.0\.0\.1:\d+\/metrics/, 'prints the endpoints');
   t.equal(endpoints.nodes.length, 3, 'three nodes');
   const ports = endpoints.nodes.map((n) => n.port);
@@ -689,5 +693,6 @@ t.test('npm run cluster: three nodes and the proxy, every printed endpoint answe
   await sleep(200);
   const left = [...endpoints.nodes.map((n) => n.pid), ...(endpoints.proxy ? [endpoints.proxy.pid] : [])].filter(alive);
   t.same(left, [], 'and every process it started is gone');
+  t.notOk(fs.existsSync(endpoints.tmp), 'its temporary directory is removed');
 });
 
