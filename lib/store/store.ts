@@ -1249,13 +1249,8 @@ export class Store {
     const coldTail = u32[cs + 2 * COLD + 1]!;
     // an empty or just-touched COLD gives no age to compare with (memcached's rule would then drain HOT)
     const coldAge = coldTail !== 0 ? this.now - this.i32[coldTail * 2 + I_ATIME]! || Infinity : Infinity;
-    const tooMany = (seg: number, pct: number, factor: number): boolean => {
-      const n = u32[cs + K_COUNT + seg]!;
-      if (n === 0) return false;
-      return n > (total * pct) / 100 || this.now - this.i32[u32[cs + 2 * seg + 1]! * 2 + I_ATIME]! > coldAge * factor;
-    };
     let moves = 0;
-    while (moves++ < MAINTAIN_MOVES && tooMany(HOT, f[H_HOT_PCT]!, f[H_HOT_FACTOR]!)) {
+    while (moves++ < MAINTAIN_MOVES && this.overCap(cs, HOT, total, f[H_HOT_PCT]!, coldAge * f[H_HOT_FACTOR]!)) {
       const t = u32[cs + 2 * HOT + 1]!;
       const fb = t * 8 + B_IFLAGS;
       if ((u8[fb]! & IF_ACTIVE) !== 0) {
@@ -1268,7 +1263,7 @@ export class Store {
       }
     }
     moves = 0;
-    while (moves++ < MAINTAIN_MOVES && tooMany(WARM, f[H_WARM_PCT]!, f[H_WARM_FACTOR]!)) {
+    while (moves++ < MAINTAIN_MOVES && this.overCap(cs, WARM, total, f[H_WARM_PCT]!, coldAge * f[H_WARM_FACTOR]!)) {
       const t = u32[cs + 2 * WARM + 1]!;
       const fb = t * 8 + B_IFLAGS;
       if ((u8[fb]! & IF_ACTIVE) !== 0) {
@@ -1280,6 +1275,14 @@ export class Store {
         this.f64[sf + S.moves_to_cold]!++;
       }
     }
+  }
+
+  /** Segment seg holds more than pct% of the class's `total` items, or its tail is idle longer than maxAge. */
+  private overCap(cs: number, seg: number, total: number, pct: number, maxAge: number): boolean {
+    const u32 = this.u32;
+    const n = u32[cs + K_COUNT + seg]!;
+    if (n === 0) return false;
+    return n > (total * pct) / 100 || this.now - this.i32[u32[cs + 2 * seg + 1]! * 2 + I_ATIME]! > maxAge;
   }
 
   /** Oldest item of the class (COLD tail, else WARM, else HOT), 0 if the class is empty. */
