@@ -216,7 +216,7 @@ export async function main(argv: string[]): Promise<void> {
       fs.writeFileSync(config, [
         'memshard:',
         `  listen: ${HOST}:${proxyPort}`,
-        '  hash: fnv1a_64',
+        '  hash: md5',
         '  distribution: ketama',
         '  timeout: 400',
         '  backlog: 1024',

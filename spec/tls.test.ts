@@ -248,6 +248,41 @@ t.test('minimum versions; plaintext and garbage on a TLS port harm nobody', asyn
   await bystander.close();
 });
 
+t.test('a TLS client that does not read is paused; others are served; every reply arrives once it reads', async (t) => {
+  const files = liveCertFiles('slow');
+  const ms = await startDaemon(['-t', '2', ...tlsArgs(files)], { tls: trusting });
+  t.teardown(() => ms.stop());
+  const size = 512 * 1024;
+  const setter = await rawClient(ms.port, 3000, trusting);
+  t.equal(await ask(setter, `set big 0 0 ${size}\r\n${'z'.repeat(size)}\r\n`), 'STORED\r\n');
+  const rssKb = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${ms.pid}/status`, 'utf8'))?.[1]);
+  const before = rssKb();
+  const slow = tls.connect({ port: ms.port, host: '127.0.0.1', servername: 'localhost', ...trusting });
+  await new Promise((r) => slow.once('secureConnect', r));
+  slow.pause();
+  slow.write('get big\r\n'.repeat(300));
+  await new Promise((r) => setTimeout(r, 800));
+  t.equal(await ask(setter, 'get nope\r\n', 'END\r\n'), 'END\r\n', 'another client is served meanwhile');
+  const grown = rssKb() - before;
+  t.ok(grown < 64 * 1024, `server RSS grew ${Math.round(grown / 1024)} MB for 150 MB of unread TLS replies`);
+  const expected = 300 * (size + 'VALUE big 0 524288\r\n'.length + 2 + 5);
+  let received = 0;
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`only ${received} of ${expected} bytes`)), 30_000);
+    slow.on('data', (chunk: Buffer) => {
+      received += chunk.length;
+      if (received >= expected) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    slow.resume();
+  });
+  t.equal(received, expected, 'every reply, in full');
+  slow.destroy();
+  await setter.close();
+});
+
 t.test('-l notls: a plaintext listener beside the TLS one, as memcached 1.6 allows', async (t) => {
   const files = liveCertFiles('notls');
   const plainPort = await freePort();
