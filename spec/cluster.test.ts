@@ -2,7 +2,8 @@
  * A memshard cluster as memcached users run one: nodes on separate loopback addresses
  * (127.0.0.2..4: Linux routes all of 127/8 to lo), ElastiCache Auto Discovery (`config get
  * cluster`, byte-exact, from flags, a file that changes, DNS), the memcached-elasticache client
- * following nodes added and removed, ketama clients (npm memcached, pymemcache's HashClient)
+ * following nodes added and removed, ketama clients (npm memcached, pymemcache's HashClient,
+ * php-memcached with OPT_LIBKETAMA_COMPATIBLE)
  * spreading keys and surviving a node's loss, and twemproxy (nutcracker) in front of three nodes.
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -196,7 +197,7 @@ function portFree(host: string, port: number): Promise<boolean> {
   });
 }
 
-t.test('ketama clients (npm memcached, pymemcache HashClient): an even spread, a lost node loses its third', async (t) => {
+t.test('ketama clients (npm memcached, pymemcache HashClient, php-memcached): an even spread, a lost node loses its third', async (t) => {
   const nodes = await threeNodes();
   t.teardown(() => Promise.all(nodes.map((n) => n.stop())));
   const servers = nodes.map((n) => `${n.host}:${n.port}`);
@@ -226,6 +227,20 @@ t.test('ketama clients (npm memcached, pymemcache HashClient): an even spread, a
   const after = await Promise.all(nodes.map(itemsVia));
   const py = after.map((c, i) => c - counts[i]!);
   t.ok(py.every((c) => Math.abs(c - even) / even <= 0.15), `pymemcache HashClient: ${py.join(', ')} within 15% of ${even}`);
+
+  // php-memcached (libmemcached) with OPT_LIBKETAMA_COMPATIBLE, as PHP users configure it
+  const php = spawnSync('php', ['-r', [
+    '$m = new Memcached();',
+    '$m->setOption(Memcached::OPT_LIBKETAMA_COMPATIBLE, true);',
+    `$m->addServers([${nodes.map((n) => `['${n.host}', ${n.port}]`).join(', ')}]);`,
+    '$failed = 0;',
+    "for ($i = 0; $i < 3000; $i++) { if (!$m->set('php:' . $i, 'v')) $failed++; }",
+    'echo $failed === 0 ? "ok" : "$failed sets failed";',
+  ].join(' ')], { encoding: 'utf8', timeout: 60_000 });
+  t.equal(php.stdout.trim(), 'ok', `php-memcached (stderr: ${(php.stderr ?? '').trim().split('\n').pop()}; needs Debian's php-cli and php-memcached)`);
+  const afterPhp = await Promise.all(nodes.map(itemsVia));
+  const phpSpread = afterPhp.map((c, i) => c - after[i]!);
+  t.ok(phpSpread.every((c) => Math.abs(c - even) / even <= 0.15), `php-memcached (libketama compatible): ${phpSpread.join(', ')} within 15% of ${even}`);
 
   // a fourth node joins: about a quarter of the keys now map to it (and miss there)
   const fourthHost = '127.0.0.5';
