@@ -47,14 +47,20 @@ async function startNode(host: string, port: number, extra: string[] = []): Prom
   const deadline = Date.now() + 10_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`node ${host}:${port} exited: ${err}`);
-    const up = await new Promise<boolean>((resolve) => {
-      const s = net.connect(port, host, () => {
-        s.destroy();
-        resolve(true);
+    // up, and ours: another process on the same address and port must not pass for this node
+    const pid = await new Promise<number | null>((resolve) => {
+      const s = net.connect(port, host, () => s.write('stats\r\n'));
+      let b = '';
+      s.on('data', (d) => {
+        b += d.toString();
+        if (b.endsWith('END\r\n')) {
+          s.destroy();
+          resolve(Number(/STAT pid (\d+)/.exec(b)?.[1]));
+        }
       });
-      s.on('error', () => resolve(false));
+      s.on('error', () => resolve(null));
     });
-    if (up) break;
+    if (pid === child.pid) break;
     if (Date.now() > deadline) throw new Error(`node ${host}:${port} did not start: ${err}`);
     await settle(50);
   }
@@ -185,8 +191,19 @@ t.test('Auto Discovery from DNS (--cluster-dns localhost) and without a cluster 
  * there: the ring, and so the spread, then depends on nothing random.
  */
 async function threeNodes(): Promise<Node[]> {
-  const ports = await Promise.all(HOSTS.map(async (h) => ((await portFree(h, 11211)) ? 11211 : freePortOn(h))));
-  return Promise.all(HOSTS.map((h, i) => startNode(h, ports[i]!)));
+  return Promise.all(HOSTS.map((h) => nodeOn(h)));
+}
+
+/** A node on host:11211, or on a free port when 11211 is taken there (also by a race). */
+async function nodeOn(host: string): Promise<Node> {
+  if (await portFree(host, 11211)) {
+    try {
+      return await startNode(host, 11211);
+    } catch {
+      // taken between the check and the bind: any port will do
+    }
+  }
+  return startNode(host, await freePortOn(host));
 }
 
 function portFree(host: string, port: number): Promise<boolean> {
@@ -244,7 +261,7 @@ t.test('ketama clients (npm memcached, pymemcache HashClient, php-memcached): an
 
   // a fourth node joins: about a quarter of the keys now map to it (and miss there)
   const fourthHost = '127.0.0.5';
-  const fourth = await startNode(fourthHost, (await portFree(fourthHost, 11211)) ? 11211 : await freePortOn(fourthHost));
+  const fourth = await nodeOn(fourthHost);
   t.teardown(() => fourth.stop());
   const grown = new Memcached([...servers, `${fourth.host}:${fourth.port}`], { retries: 0, timeout: 500, failures: 0, remove: true, poolSize: 4 });
   let moved = 0;
