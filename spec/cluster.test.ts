@@ -48,19 +48,8 @@ async function startNode(host: string, port: number, extra: string[] = []): Prom
   for (;;) {
     if (child.exitCode !== null) throw new Error(`node ${host}:${port} exited: ${err}`);
     // up, and ours: another process on the same address and port must not pass for this node
-    const pid = await new Promise<number | null>((resolve) => {
-      const s = net.connect(port, host, () => s.write('stats\r\n'));
-      let b = '';
-      s.on('data', (d) => {
-        b += d.toString();
-        if (b.endsWith('END\r\n')) {
-          s.destroy();
-          resolve(Number(/STAT pid (\d+)/.exec(b)?.[1]));
-        }
-      });
-      s.on('error', () => resolve(null));
-    });
-    if (pid === child.pid) break;
+    const stats = await ask(host, port, 'stats\r\n', 'END\r\n').catch(() => '');
+    if (Number(/STAT pid (\d+)/.exec(stats)?.[1]) === child.pid) break;
     if (Date.now() > deadline) throw new Error(`node ${host}:${port} did not start: ${err}`);
     await settle(50);
   }
@@ -90,18 +79,7 @@ const HOSTS = ['127.0.0.2', '127.0.0.3', '127.0.0.4'];
 
 /** A node's curr_items (rawClient only reaches 127.0.0.1: the nodes are on other addresses). */
 async function itemsVia(node: Node): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect(node.port, node.host, () => s.write('stats\r\n'));
-    let b = '';
-    s.on('data', (d) => {
-      b += d.toString();
-      if (b.endsWith('END\r\n')) {
-        s.destroy();
-        resolve(Number(/STAT curr_items (\d+)/.exec(b)?.[1]));
-      }
-    });
-    s.on('error', reject);
-  });
+  return Number(/STAT curr_items (\d+)/.exec(await ask(node.host, node.port, 'stats\r\n', 'END\r\n'))?.[1]);
 }
 
 function ask(host: string, port: number, request: string, until: string): Promise<string> {

@@ -296,11 +296,7 @@ export class Store {
     this.u8.fill(0, start, start + this.f64[H_PAGE_LIMIT]! * this.pageSize);
   }
 
-  /** Pages the shard may use, and how many its address space holds. */
-  get pageLimit(): number {
-    return this.f64[H_PAGE_LIMIT]!;
-  }
-
+  /** Pages the shard's address space holds (cache_memlimit's upper bound). */
   get pageCapacity(): number {
     return this.pages;
   }

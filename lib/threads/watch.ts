@@ -97,9 +97,13 @@ export class WatchHub {
   private deliver(batch: Batch): void {
     for (const w of this.watchers) {
       let text = '';
-      for (const [kind, line] of batch) if (w.kinds.has(kind)) text += line;
-      if (text === '') continue;
-      const lines = text.split('\n').length - 1;
+      let lines = 0;
+      for (const [kind, line] of batch) {
+        if (!w.kinds.has(kind)) continue;
+        text += line;
+        lines++;
+      }
+      if (lines === 0) continue;
       if (w.skipped > 0 && w.sink.write(`skipped=${w.skipped}\n`)) w.skipped = 0;
       if (w.skipped === 0 && w.sink.write(text)) {
         Atomics.add(this.shared, Cell.logWatcherSent, lines);

@@ -1,13 +1,13 @@
 /**
  * A serving thread's TLS side: accepted TCP sockets go through a tls.Server of this thread (which
  * runs the handshake, bounded in time, and checks the client certificate as memcached's
- * ssl_verify_mode says), and it picks up certificates reloaded by any thread (`refresh_certs`,
- * SIGHUP) through a shared epoch: open connections keep the context they started with.
+ * ssl_verify_mode says), and it takes certificates reloaded by any thread (`refresh_certs`,
+ * SIGHUP) from a BroadcastChannel: open connections keep the context they started with.
  */
 import type net from 'node:net';
 import tls from 'node:tls';
 import { BroadcastChannel } from 'node:worker_threads';
-import { loadServerTls, TlsLoadError, verifyOptions } from './context.js';
+import { loadServerTls, TlsLoadError, verifyOptions, type ServerTls } from './context.js';
 import type { TlsSettings } from './settings.js';
 
 /** A client that has not finished its handshake by then is dropped (it holds a connection slot). */
@@ -36,7 +36,7 @@ export interface SecureClient {
 const RELOADS = 'memshard-tls-reload';
 
 /** Tell every serving thread to use these certificates for its next handshakes. */
-export function publishServerTls(options: tls.SecureContextOptions): void {
+function publishServerTls(options: tls.SecureContextOptions): void {
   const channel = new BroadcastChannel(RELOADS);
   channel.postMessage(options);
   channel.close();
@@ -102,20 +102,17 @@ export class TlsAcceptor {
 
 /** Load the files and hand them to every serving thread (this one too); null, or why not. */
 export function reloadServerTls(settings: TlsSettings): string | null {
-  try {
-    const { options } = loadServerTls(settings);
-    publishServerTls(options);
-    return null;
-  } catch (err) {
-    if (err instanceof TlsLoadError) return err.message;
-    throw err;
-  }
+  return loadProblem(settings, (loaded) => publishServerTls(loaded.options));
 }
 
 /** At start: can the files be loaded? null = yes, else why not (memcached's words). */
 export function checkServerTls(settings: TlsSettings): string | null {
+  return loadProblem(settings, () => {});
+}
+
+function loadProblem(settings: TlsSettings, use: (loaded: ServerTls) => void): string | null {
   try {
-    loadServerTls(settings);
+    use(loadServerTls(settings));
     return null;
   } catch (err) {
     if (err instanceof TlsLoadError) return err.message;

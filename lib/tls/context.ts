@@ -11,10 +11,8 @@ import { NODE_TLS_VERSIONS, type TlsSettings } from './settings.js';
 export interface ServerTls {
   /** What tls.createServer / setSecureContext take. */
   options: tls.SecureContextOptions;
-  /** Server certificate: expiry (Unix seconds), serial (hex), subject. */
+  /** When the server certificate expires (Unix seconds). */
   notAfter: number;
-  serial: string;
-  subject: string;
 }
 
 export class TlsLoadError extends Error {}
@@ -84,7 +82,7 @@ export function loadServerTls(settings: TlsSettings): ServerTls {
     }
     throw new TlsLoadError(`Error validating the certificate: ${(err as Error).message}`);
   }
-  return { options, notAfter: Math.floor(Date.parse(cert.validTo) / 1000), serial: cert.serialNumber, subject: cert.subject.replace(/\n/g, ', ') };
+  return { options, notAfter: Math.floor(Date.parse(cert.validTo) / 1000) };
 }
 
 /** memcached's verify modes: 1 asks for a certificate (one that fails is refused), 2 and 3 require one. */
