@@ -8,6 +8,18 @@ import t from 'tap';
 import { rawClient, startDaemon, startMemcached, type Daemon, type RawClient } from './helpers/daemon.js';
 
 /** What must differ between two servers: the clock, event ids, descriptors and client ports. */
+/**
+ * The same line, but for a remaining TTL one second apart: the two servers run the sequence
+ * moments apart, so a clock second can fall between an item's store and its relog on one of them.
+ */
+function sameLine(a: string, b: string | undefined): boolean {
+  if (b === undefined) return false;
+  const ttl = /ttl=(-?\d+)/;
+  const [ta, tb] = [ttl.exec(a)?.[1], ttl.exec(b)?.[1]];
+  if (ta === undefined || tb === undefined) return a === b;
+  return a.replace(ttl, 'ttl=') === b.replace(ttl, 'ttl=') && Math.abs(Number(ta) - Number(tb)) <= 1;
+}
+
 function normalise(lines: string): string[] {
   return lines
     .split('\n')
@@ -115,7 +127,7 @@ t.test('watch fetchers mutations connevents: the lines memcached 1.6.18 writes',
     }
     const [expected, got] = seen;
     t.ok(expected!.length > 300, `seed ${seed}: memcached wrote ${expected!.length} lines`);
-    const firstDiff = expected!.findIndex((line, i) => got![i] !== line);
+    const firstDiff = expected!.findIndex((line, i) => !sameLine(line, got![i]));
     t.equal(firstDiff, -1, `seed ${seed}: first different line ${firstDiff}: ${expected![firstDiff]} vs ${got![firstDiff]}`);
     t.equal(got!.length, expected!.length, `seed ${seed}: as many lines`);
   }
