@@ -172,7 +172,8 @@ t.test('the tarball installs into an empty prefix and its memshard bin serves', 
   t.match(v, /^memshard \d+\.\d+\.\d+ \(memcached 1\.6\.\d+ compatible\)/, `npx memshard -V: ${v.trim()}`);
 
   const port = await freePort();
-  const metricsPort = await freePort();
+  let metricsPort = await freePort();
+  while (metricsPort === port) metricsPort = await freePort();
   const server = startProcess(bin, ['-p', String(port), '-l', '127.0.0.1', '--metrics-port', String(metricsPort), '-m', '16', '-t', '1'], prefix);
   started.push(server);
   let line = '';
@@ -182,8 +183,13 @@ t.test('the tarball installs into an empty prefix and its memshard bin serves', 
     if (line === '') await sleep(100);
   }
   t.match(line, /^VERSION 1\.6\.\d+$/, `the installed bin answers version: ${line || server.output()}`);
-  const metrics = await httpGet(`http://127.0.0.1:${metricsPort}/metrics`).catch((e: Error) => ({ status: 0, body: e.message }));
-  t.equal(metrics.status, 200, 'GET /metrics');
+  // /metrics opens after the memcached port does: a first scrape may find it not yet listening
+  let metrics = { status: 0, body: '' };
+  while (metrics.status !== 200 && Date.now() < deadline && server.child.exitCode === null) {
+    metrics = await httpGet(`http://127.0.0.1:${metricsPort}/metrics`).catch((e: Error) => ({ status: 0, body: e.message }));
+    if (metrics.status !== 200) await sleep(100);
+  }
+  t.equal(metrics.status, 200, `GET /metrics: ${metrics.status === 200 ? '' : metrics.body || server.output()}`);
   t.match(metrics.body, /^memcached_up 1$/m, 'memcached_up 1');
 
   t.ok(server.child.pid !== undefined && process.kill(server.child.pid, 'SIGTERM'), 'SIGTERM by PID');
