@@ -75,7 +75,7 @@ export class ConfigError extends Error {}
 /** `-o` keys memshard honours (validated in validate()). */
 const HONOURED_EXTRAS = new Set([
   'idle_timeout', 'read_buf_mem_limit', 'slab_reassign', 'no_slab_reassign', 'slab_automove', 'no_slab_automove',
-  'lru_crawler', 'no_lru_crawler', 'lru_crawler_sleep', 'lru_crawler_tocrawl', 'lru_maintainer', 'no_lru_maintainer',
+  'slab_automove_ratio', 'lru_crawler', 'no_lru_crawler', 'lru_crawler_sleep', 'lru_crawler_tocrawl', 'lru_maintainer', 'no_lru_maintainer',
   'hot_lru_pct', 'warm_lru_pct', 'hot_max_factor', 'warm_max_factor', 'temporary_ttl', 'track_sizes',
   'watcher_logbuf_size', 'worker_logbuf_size', ...TLS_EXTRAS,
 ]);
@@ -214,6 +214,10 @@ export function storeTuning(c: Config): StoreTuning {
   if ('no_lru_maintainer' in x) t.segmented = false;
   if ('no_slab_automove' in x || 'no_slab_reassign' in x) t.automove = 0;
   if ('slab_automove' in x) t.automove = x['slab_automove'] === '' ? 1 : ranged(x, 'slab_automove', 0, 2, 'slab_automove must be between 0 and 2');
+  if ('slab_automove_ratio' in x) {
+    t.automoveRatio = Number(x['slab_automove_ratio']);
+    if (!(t.automoveRatio > 0 && t.automoveRatio <= 1)) throw new ConfigError(`-o slab_automove_ratio=${x['slab_automove_ratio']}: slab_automove_ratio must be > 0 and < 1`);
+  }
   if ('hot_lru_pct' in x) t.hotPct = ranged(x, 'hot_lru_pct', 2, 79, 'hot_lru_pct must be > 1 and < 80');
   if ('warm_lru_pct' in x) t.warmPct = ranged(x, 'warm_lru_pct', 2, 79, 'warm_lru_pct must be > 1 and < 80');
   if (t.hotPct + t.warmPct > 80) throw new ConfigError('-o: hot_lru_pct + warm_lru_pct cannot be more than 80% combined');

@@ -243,7 +243,7 @@ export class StatsReporter {
       ['hashpower_init', 0],
       ['slab_reassign', onOff(slabReassign(cfg))],
       ['slab_automove', t.automove],
-      ['slab_automove_ratio', '0.80'],
+      ['slab_automove_ratio', t.automoveRatio.toFixed(2)],
       ['slab_automove_window', 30],
       ['slab_chunk_max', chunkMaxFor(shard0.config.pageSize)],
       ['lru_crawler', onOff(Atomics.load(cells, Cell.crawlerEnabled) === 1)],

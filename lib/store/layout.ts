@@ -2,12 +2,14 @@
  * Byte layout of one shard's SharedArrayBuffer. Everything the store owns lives in it, so that
  * another thread (stats, later lock-free gets) can read it without messages:
  *
- *   [header f64 x16][counters f64 x64][class stats f64 64x32][class state u32 64x16]
+ *   [header f64 x32][counters f64 x64][class stats f64 64x32][automove window f64 64x123]
+ *   [class state u32 64x32]
  *   [page table u32 x pages][hash buckets u32 x 2^k][pad to 4 KiB][pages ...]
  *
  * The page area comes last and is never written at init: a fresh SharedArrayBuffer is zero-filled
  * lazily by the OS, so RSS only grows as pages are actually carved.
  */
+import { AUTOMOVE_CLASS_SLOTS } from './automove.js';
 import { slabLadder } from './slabs.js';
 
 /** Per-item header size in bytes. 48 + the default -n 48 gives memcached's first class, 96. */
@@ -86,11 +88,14 @@ export const H_PAGE_LIMIT = 17; // pages the shard may use (cache_memlimit)
 export const H_FREE_PAGES = 18; // pages below H_PAGES_USED that no class owns (the global page pool)
 export const H_SIZES_CAS_MIN = 19; // stats sizes: items with a CAS above this are counted, -1 = off
 export const H_TEMP_LRU = 20; // 1 = short-TTL items go to the TEMP LRU
+export const H_AUTOMOVE_RATIO = 21; // slab_automove_ratio
+export const H_AUTOMOVE_SECOND = 22; // the server second the slab mover last looked at
+export const H_AUTOMOVE_TICKS = 23; // seconds the slab mover has looked at (its window position)
 export const HEADER_F64_SLOTS = 32;
 /** Tuning slots, in the order they are saved and restored over a re-initialisation. */
 export const TUNING_SLOTS: readonly number[] = [
   H_AUTOMOVE, H_HOT_PCT, H_WARM_PCT, H_HOT_FACTOR, H_WARM_FACTOR, H_TEMP_TTL, H_SEGMENTED, H_EVICT,
-  H_PAGE_LIMIT, H_SIZES_CAS_MIN, H_TEMP_LRU,
+  H_PAGE_LIMIT, H_SIZES_CAS_MIN, H_TEMP_LRU, H_AUTOMOVE_RATIO,
 ];
 /** memcached's `stats sizes` granularity (bytes). */
 export const SIZE_BUCKET_BYTES = 32;
@@ -166,6 +171,7 @@ export interface Layout {
   classSizes: number[]; // index i = class id i + 1
   countersF64: number; // Float64 index of the first counter
   classF64: number; // Float64 index of class 0's stats block
+  automoveF64: number; // Float64 index of class 0's slab mover block
   classU32: number; // Uint32 index of class 0's state block
   pageTableU32: number; // Uint32 index of page 0's owner class
   sizesU32: number; // Uint32 index of the `stats sizes` histogram
@@ -198,6 +204,8 @@ export function computeLayout(cfg: LayoutConfig): Layout {
   byte += COUNTER_SLOTS * 8;
   const classF64 = byte / 8;
   byte += CLASS_TABLE_ENTRIES * CLASS_F64_SLOTS * 8;
+  const automoveF64 = byte / 8;
+  byte += CLASS_TABLE_ENTRIES * AUTOMOVE_CLASS_SLOTS * 8;
   const classU32 = byte / 4;
   byte += CLASS_TABLE_ENTRIES * CLASS_U32_SLOTS * 4;
   const pageTableU32 = byte / 4;
@@ -212,7 +220,7 @@ export function computeLayout(cfg: LayoutConfig): Layout {
   // Refs are byte offset / 8 in a u32: 32 GiB per shard at most.
   if (byteLength / 8 >= 2 ** 32) throw new RangeError('shard too large (max 32 GiB)');
   return {
-    pages, pageSize, classSizes, countersF64, classF64, classU32, pageTableU32, sizesU32, sizeBuckets, pageLimit, bucketsU32,
+    pages, pageSize, classSizes, countersF64, classF64, automoveF64, classU32, pageTableU32, sizesU32, sizeBuckets, pageLimit, bucketsU32,
     bucketCount, pageAreaByte, byteLength,
   };
 }

@@ -14,12 +14,14 @@ import { memcachedItemSize } from '../protocol/command.js';
 import { PAGE_SIZE_MAX, slabLadder } from './slabs.js';
 import { parseU64 } from '../protocol/text.js';
 import { DEFAULT_TUNING, type StoreTuning } from './tuning.js';
+import { automoveStep, type ClassReading } from './automove.js';
 import {
   B_CLSID, B_IFLAGS, B_KEY, B_META, B_NKEY, C, CHUNK_HEADER_BYTES, CLASS_F64_SLOTS, CLASS_TABLE_ENTRIES,
   CLASS_U32_SLOTS, COLD, COUNTER_SLOTS, COUNTERS_KEPT_ON_RESET, F_CAS, HOT, H_CAS_SEQ, H_CRAWL_POS,
   H_FLUSH_CAS, H_FLUSH_TIME, H_MAGIC, H_NUM_CLASSES, H_PAGES, H_PAGES_USED, H_PAGE_SIZE, IF_ACTIVE,
   H_AUTOMOVE, H_EVICT, H_FREE_PAGES, H_HOT_FACTOR, H_HOT_PCT, H_PAGE_LIMIT, H_SEGMENTED, H_SIZES_CAS_MIN,
   H_TEMP_LRU, H_TEMP_TTL, H_WARM_FACTOR, H_WARM_PCT, SIZE_BUCKET_BYTES, TEMP, TUNING_SLOTS,
+  H_AUTOMOVE_RATIO, H_AUTOMOVE_SECOND, H_AUTOMOVE_TICKS,
   IF_CHUNK, IF_FETCHED, IF_LINKED, ITEM_HEADER_BYTES, I_ATIME, I_CFLAGS, I_CHAIN, I_CHEAD, I_CNEXT,
   I_EXPTIME, I_HNEXT, I_NEXT, I_PREV, I_UTIME, I_VLEN, K_CARVE_NEXT, K_CARVE_PAGE, K_CHUNKS,
   K_CHUNK_SIZE, K_COUNT, K_FREE_COUNT, K_FREE_HEAD, K_PER_PAGE, K_TOTAL_PAGES, MAGIC, MF_KEY_BINARY, MF_STALE,
@@ -126,6 +128,7 @@ export class Store {
   private readonly pageRefs: number; // page size in refs (8-byte units)
   private readonly cnt: number; // Float64 index of counter 0
   private readonly cf: number; // Float64 index of class 0 stats
+  private readonly am: number; // Float64 index of class 0's slab mover block
   private readonly cu: number; // Uint32 index of class 0 state
   private readonly pt: number; // Uint32 index of the page table
   private readonly sz: number; // Uint32 index of the `stats sizes` histogram
@@ -181,6 +184,7 @@ export class Store {
     this.pageRefs = L.pageSize / 8;
     this.cnt = L.countersF64;
     this.cf = L.classF64;
+    this.am = L.automoveF64;
     this.cu = L.classU32;
     this.pt = L.pageTableU32;
     this.sz = L.sizesU32;
@@ -235,6 +239,7 @@ export class Store {
     const f = this.f64;
     return {
       automove: f[H_AUTOMOVE]!,
+      automoveRatio: f[H_AUTOMOVE_RATIO]!,
       hotPct: f[H_HOT_PCT]!,
       warmPct: f[H_WARM_PCT]!,
       hotMaxFactor: f[H_HOT_FACTOR]!,
@@ -249,6 +254,7 @@ export class Store {
   tune(t: Partial<StoreTuning>): void {
     const f = this.f64;
     if (t.automove !== undefined) f[H_AUTOMOVE] = t.automove;
+    if (t.automoveRatio !== undefined) f[H_AUTOMOVE_RATIO] = t.automoveRatio;
     if (t.hotPct !== undefined) f[H_HOT_PCT] = t.hotPct;
     if (t.warmPct !== undefined) f[H_WARM_PCT] = t.warmPct;
     if (t.hotMaxFactor !== undefined) f[H_HOT_FACTOR] = t.hotMaxFactor;
@@ -1000,6 +1006,32 @@ export class Store {
     f[this.cnt + C.bytes]! += size;
     f[this.cf + cls * CLASS_F64_SLOTS + S.mem_requested]! += size;
     this.maintain(cls);
+    if (f[H_AUTOMOVE] === 1 && f[H_AUTOMOVE_SECOND] !== this.now) this.automove();
+  }
+
+  /** slab_automove=1: the slab mover's look at this second (memcached's runs once a second too). */
+  private automove(): void {
+    const f = this.f64;
+    const u32 = this.u32;
+    f[H_AUTOMOVE_SECOND] = this.now;
+    const readings: ClassReading[] = [];
+    for (let c = 0; c <= this.nClasses; c++) {
+      const cs = this.cu + c * CLASS_U32_SLOTS;
+      const sf = this.cf + c * CLASS_F64_SLOTS;
+      const coldTail = u32[cs + 2 * COLD + 1]!;
+      const carving = u32[cs + K_CARVE_PAGE] !== 0 ? Math.max(0, u32[cs + K_PER_PAGE]! - u32[cs + K_CARVE_NEXT]!) : 0;
+      readings.push({
+        evicted: f[sf + S.evicted]!,
+        outofmemory: f[sf + S.outofmemory]!,
+        totalPages: u32[cs + K_TOTAL_PAGES]!,
+        freeChunks: u32[cs + K_FREE_COUNT]! + carving,
+        perPage: u32[cs + K_PER_PAGE]!,
+        coldAge: coldTail === 0 ? 0 : this.now - this.i32[coldTail * 2 + I_ATIME]!,
+      });
+    }
+    const tick = ++f[H_AUTOMOVE_TICKS]!;
+    const move = automoveStep(f, this.am, tick, readings, f[H_AUTOMOVE_RATIO]!);
+    if (move !== null) this.reassign(move.src, move.dst);
   }
 
   /** TEMP for a short TTL when the TEMP LRU is on, else HOT (COLD in flat mode), as memcached links. */
@@ -1418,21 +1450,20 @@ export class Store {
   }
 
   /**
-   * Slab rebalancing: moves a page from another class to `cls` when `cls` has no page at all (or
-   * nothing it could evict: all its chunks held by a chained item being allocated), or
-   * when another class with >= 2 pages keeps much older data than `cls` (its tail is at least
-   * twice as old, and 2+ seconds older). Without this, the first value sizes seen would own the
-   * memory forever (slab calcification).
+   * Immediate page moves while allocating: a class with no page at all (or nothing it could
+   * evict: all its chunks held by a chained item being allocated) takes one from any class that
+   * has one, else the first value sizes seen would own the memory forever (slab calcification);
+   * with slab_automove=2 an evicting class also takes a page from a class keeping older data.
+   * Steady-state balancing is the windowed mover's (automove()).
    */
   private rebalance(cls: number, eager: boolean): boolean {
     const u32 = this.u32;
     const cs = this.cu + cls * CLASS_U32_SLOTS;
     const mine = u32[cs + K_TOTAL_PAGES]!;
     const mineT = mine > 0 ? this.oldest(cs) : 0;
-    const myAge = mineT !== 0 ? this.now - this.i32[mineT * 2 + I_ATIME]! : 0;
-    // No page, or pages but nothing to evict (every chunk held by a chained item being built):
-    // take a page from any class that has one.
     const needy = mineT === 0;
+    if (!needy && !eager) return false;
+    const myAge = mineT !== 0 ? this.now - this.i32[mineT * 2 + I_ATIME]! : 0;
     let best = 0;
     let bestRich = false;
     let bestAge = -1;
@@ -1444,7 +1475,7 @@ export class Store {
       const t = this.oldest(vs);
       const age = t === 0 ? Infinity : this.now - this.i32[t * 2 + I_ATIME]!;
       const rich = vp >= 2;
-      if (!needy && !(eager ? age > myAge : age >= 2 * myAge && age >= myAge + 2)) continue;
+      if (!needy && !(age > myAge)) continue;
       // Prefer classes that keep a page afterwards, then the oldest data.
       if (best === 0 || (rich && !bestRich) || (rich === bestRich && age > bestAge)) {
         best = v;

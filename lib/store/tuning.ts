@@ -4,8 +4,13 @@
  * line (`-o hot_lru_pct=...`, `-M`...), then by `lru tune|mode|temp_ttl` and `slabs automove`.
  */
 export interface StoreTuning {
-  /** slab_automove: 0 = pages move only on `slabs reassign`, 1 = when a class starves, 2 = eagerly. */
+  /**
+   * slab_automove: 0 = pages move only on `slabs reassign` (or to a class that has none), 1 =
+   * memcached's windowed mover (lib/store/automove.ts), 2 = to an evicting class at once.
+   */
   automove: number;
+  /** slab_automove_ratio: a class gets a page when its data is younger than this share of the oldest class's. */
+  automoveRatio: number;
   /** HOT and WARM caps, percent of a class's items. */
   hotPct: number;
   warmPct: number;
@@ -24,6 +29,7 @@ export interface StoreTuning {
 /** memcached 1.6's defaults (settings_init). */
 export const DEFAULT_TUNING: StoreTuning = {
   automove: 1,
+  automoveRatio: 0.8,
   hotPct: 20,
   warmPct: 40,
   hotMaxFactor: 0.2,

@@ -89,8 +89,10 @@ export class OperatorCommands {
     }
     if (words.length >= 2 && words[0] === 'automove') {
       if (words[1] === 'ratio') {
-        // memcached keeps the ratio for its background mover; memshard's mover has no window to apply it to
-        return this.quiet(words.length >= 3 && f64(words[2]) !== null ? R.ok : R.error, noreply);
+        const ratio = words.length >= 3 ? f64(words[2]) : null;
+        if (ratio === null) return this.quiet(R.error, noreply);
+        this.tuneAll({ automoveRatio: ratio });
+        return this.quiet(R.ok, noreply);
       }
       const level = u32(words[1]);
       if (level === null) return this.quiet(R.badFormat, noreply);
