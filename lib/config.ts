@@ -2,7 +2,8 @@
  * Server configuration: memcached's flags and defaults, validated into one immutable object, and
  * the per-shard store configuration derived from it.
  */
-import { pageSizeFor } from './store/slabs.js';
+import { finestGrowthFactor, MEMCACHED_GROWTH_FACTOR, pageSizeFor } from './store/slabs.js';
+import { ITEM_HEADER_BYTES } from './store/layout.js';
 import type { StoreConfig } from './store/store.js';
 import { DEFAULT_TUNING, type StoreTuning } from './store/tuning.js';
 import { TLS_EXTRAS, type TlsSettings } from './tls/settings.js';
@@ -18,7 +19,8 @@ export interface Config {
   connLimit: number;
   threads: number;
   maxItemSize: number;
-  growthFactor: number;
+  /** -f; null = memshard's finest ladder (finestGrowthFactor). */
+  growthFactor: number | null;
   minChunk: number;
   verbosity: number;
   enableShutdown: boolean;
@@ -141,7 +143,7 @@ export function validate(c: Config): Config {
   // memcached refuses UDP with either kind of authentication (it has no logins over UDP)
   if (c.udpPort !== 0 && c.sasl) throw new ConfigError('-U/--udp-port: cannot enable UDP while using binary SASL authentication (-S)');
   if (c.udpPort !== 0 && c.authFile !== undefined) throw new ConfigError('-U/--udp-port: cannot use UDP with ascii authentication enabled (-Y); use -U 0');
-  if (!(c.growthFactor > 1)) throw new ConfigError(`-f/--slab-growth-factor: must be greater than 1, got '${c.growthFactor}'`);
+  if (c.growthFactor !== null && !(c.growthFactor > 1)) throw new ConfigError(`-f/--slab-growth-factor: must be greater than 1, got '${c.growthFactor}'`);
   if (c.maxItemSize < 1024) throw new ConfigError('-I/--max-item-size: must be at least 1k');
   if (c.maxItemSize > 1024 * MB) throw new ConfigError('-I/--max-item-size: cannot be larger than 1g');
   if (c.maxItemSize > (c.memoryLimitMb * MB) / 2) {
@@ -313,7 +315,8 @@ export function shardStoreConfigs(c: Config): StoreConfig[] {
     tuning,
     pageSize: pageSize(c),
     itemSizeMax: c.maxItemSize,
-    growthFactor: c.growthFactor,
+    growthFactor: c.growthFactor ?? finestGrowthFactor(ITEM_HEADER_BYTES, c.minChunk, pageSize(c)),
+    memcachedGrowthFactor: c.growthFactor ?? MEMCACHED_GROWTH_FACTOR,
     minChunk: c.minChunk,
     shardIndex,
     shardCount: c.threads,

@@ -226,7 +226,7 @@ export class StatsReporter {
       ['domain_socket', cfg.unixSocket ?? 'NULL'],
       ['umask', cfg.unixMask.toString(8)],
       ['shutdown_command', onOff(cfg.enableShutdown)],
-      ['growth_factor', cfg.growthFactor.toFixed(2)],
+      ['growth_factor', shard0.config.growthFactor.toFixed(2)],
       ['chunk_size', cfg.minChunk],
       ['num_threads', cfg.threads],
       ['num_threads_per_udp', cfg.threads],

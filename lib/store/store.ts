@@ -38,6 +38,8 @@ export interface StoreConfig {
   pageSize: number;
   itemSizeMax: number;
   growthFactor: number;
+  /** The ladder memcached would use (-f, or its 1.25): the class ids watch and metadump report. */
+  memcachedGrowthFactor?: number;
   minChunk: number;
   shardIndex: number;
   shardCount: number;
@@ -178,7 +180,7 @@ export class Store {
     this.f64 = new Float64Array(sab, 0, len / 8);
     this.clock = clock;
     this.itemSizeMax = cfg.itemSizeMax;
-    this.memcachedLadder = slabLadder(ITEM_HEADER_BYTES, cfg.minChunk, cfg.growthFactor, PAGE_SIZE_MAX);
+    this.memcachedLadder = slabLadder(ITEM_HEADER_BYTES, cfg.minChunk, cfg.memcachedGrowthFactor ?? cfg.growthFactor, PAGE_SIZE_MAX);
     this.pages = L.pages;
     this.pageRef0 = L.pageAreaByte / 8;
     this.pageRefs = L.pageSize / 8;
