@@ -3,7 +3,8 @@
  * the per-shard store configuration derived from it.
  */
 import { finestGrowthFactor, MEMCACHED_GROWTH_FACTOR, pageSizeFor } from './store/slabs.js';
-import { ITEM_HEADER_BYTES } from './store/layout.js';
+import { computeLayout, ITEM_HEADER_BYTES, type LayoutConfig } from './store/layout.js';
+import { constants as bufferConstants } from 'node:buffer';
 import type { StoreConfig } from './store/store.js';
 import { DEFAULT_TUNING, type StoreTuning } from './store/tuning.js';
 import { TLS_EXTRAS, type TlsSettings } from './tls/settings.js';
@@ -150,6 +151,11 @@ export function validate(c: Config): Config {
     throw new ConfigError('-I/--max-item-size: cannot be larger than half of -m/--memory-limit');
   }
   const perShard = Math.floor((c.memoryLimitMb * MB) / c.threads);
+  if (storeCapacity({ ...shardLayoutOf(c), memoryBytes: perShard }) < perShard) {
+    throw new ConfigError(
+      `-m/--memory-limit: ${c.memoryLimitMb} MB gives each of the ${c.threads} shards more than one shard can hold (its pages and index within ${Math.floor(MAX_SHARD_BYTES / MB)} MB with this Node.js); raise -t`,
+    );
+  }
   if (perShard < pageSize(c)) {
     throw new ConfigError(
       `-m/--memory-limit: ${c.memoryLimitMb} MB gives each of the ${c.threads} shards less than one ${pageSize(c) / 1024} KB slab page; raise -m or lower -t`,
@@ -304,20 +310,46 @@ export function pageSize(c: Config): number {
  */
 export const MEMLIMIT_GROWTH = 4;
 
+/**
+ * A shard's buffer is viewed through typed arrays, whose length Node.js limits (4 GiB on Node 20,
+ * far more on Node 22+), and addressed by 8-byte refs in a u32 (32 GiB).
+ */
+export const MAX_SHARD_BYTES = Math.min(bufferConstants.MAX_LENGTH, 32 * 1024 * MB - 8);
+
+/** The layout-relevant part of a shard's store config (everything but the memory sizes). */
+function shardLayoutOf(c: Config): Omit<LayoutConfig, 'memoryBytes' | 'capacityBytes'> {
+  return {
+    pageSize: pageSize(c),
+    itemSizeMax: c.maxItemSize,
+    growthFactor: c.growthFactor ?? finestGrowthFactor(ITEM_HEADER_BYTES, c.minChunk, pageSize(c)),
+    minChunk: c.minChunk,
+  };
+}
+
+/** The page bytes a shard of this layout can address: its -m share times MEMLIMIT_GROWTH, as far as MAX_SHARD_BYTES allows. */
+function storeCapacity(l: LayoutConfig): number {
+  let metadata: number;
+  try {
+    metadata = computeLayout({ ...l, capacityBytes: 0 }).pageAreaByte;
+  } catch {
+    return 0; // even -m's share alone is past the 32 GiB refs can address
+  }
+  const fits = Math.floor((MAX_SHARD_BYTES - metadata) / l.pageSize) * l.pageSize;
+  return Math.min(l.memoryBytes * MEMLIMIT_GROWTH, fits);
+}
+
 /** -m is split evenly across the shards. */
 export function shardStoreConfigs(c: Config): StoreConfig[] {
   const memoryBytes = Math.floor((c.memoryLimitMb * MB) / c.threads);
   const tuning = storeTuning(c);
+  const layout = shardLayoutOf(c);
   return Array.from({ length: c.threads }, (_, shardIndex) => ({
+    ...layout,
     memoryBytes,
     // -L fixes the size; else cache_memlimit may grow a shard to this much address space
-    capacityBytes: c.preallocate ? memoryBytes : memoryBytes * MEMLIMIT_GROWTH,
+    capacityBytes: c.preallocate ? memoryBytes : storeCapacity({ ...layout, memoryBytes }),
     tuning,
-    pageSize: pageSize(c),
-    itemSizeMax: c.maxItemSize,
-    growthFactor: c.growthFactor ?? finestGrowthFactor(ITEM_HEADER_BYTES, c.minChunk, pageSize(c)),
     memcachedGrowthFactor: c.growthFactor ?? MEMCACHED_GROWTH_FACTOR,
-    minChunk: c.minChunk,
     shardIndex,
     shardCount: c.threads,
   }));

@@ -32,6 +32,7 @@ t.test('CLI: --help, -V, and one clear line for a bad value', async (t) => {
     [['-o', 'bogus=1'], /-o: illegal suboption 'bogus'/],
     [['--bogus-flag'], /bogus-flag/],
     [['-m', '1', '-t', '4'], /-m\/--memory-limit/],
+    [['-m', '40000', '-t', '1'], /^memshard: -m\/--memory-limit: 40000 MB gives each of the 1 shards more than one shard can hold/],
   ];
   for (const [args, message] of bad) {
     const r = cli(args);
@@ -39,6 +40,16 @@ t.test('CLI: --help, -V, and one clear line for a bad value', async (t) => {
     t.match(r.stderr, message, args.join(' '));
     t.equal(r.stderr.trim().split('\n').length, 1, `${args.join(' ')}: one line`);
   }
+});
+
+t.test('a shard of over 1 GB starts and serves (its cache_memlimit headroom shrinks to what a typed array can view)', async (t) => {
+  const d = await startDaemon(['-t', '1', '-m', '1100']);
+  t.teardown(() => d.stop());
+  const c = await rawClient(d.port);
+  c.send('set big 0 0 3\r\nabc\r\nget big\r\nstats settings\r\n');
+  t.equal(await c.readUntil('END\r\n'), 'STORED\r\nVALUE big 0 3\r\nabc\r\nEND\r\n');
+  t.match(await c.readUntil('END\r\n'), /STAT maxbytes 1153433600\r\n/);
+  await c.close();
 });
 
 t.test('reusePort is used where Node has it: 22.12+, 23.1+', async (t) => {
