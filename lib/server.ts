@@ -22,6 +22,13 @@ import { openListenSocket, type ListenAt, type ListenSocket } from './threads/li
 import type { ThreadInit, ThreadListener, ThreadReport, ToMain, ToThread } from './threads/messages.js';
 import { Cell, certificatesReloaded, newThreadStatsBuffers, ThreadStats, type ThreadStatsBuffers } from './threads/thread-stats.js';
 
+/**
+ * A serving thread's young generation. V8's default grows it to 16+ MB per thread under load,
+ * and keeps it: 2 MB holds a turn's garbage and cut RSS after a 50-connection load by 25 MB at
+ * -t 4 (168 -> 142 MB), at the same CPU per request (40 vs 40 us, alternating runs).
+ */
+const WORKER_YOUNG_GENERATION_MB = 2;
+
 /** Who may talk to the server: SASL PLAIN users (-S) or text-protocol users (-Y); null = open. */
 export interface ServerAuth {
   sasl: Credentials | null;
@@ -104,6 +111,7 @@ export class Server {
         idleTimeout: Infinity,
         // 'sync' would freeze the thread's event loop between tasks, and with it its sockets
         atomics: 'disabled',
+        resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB },
       });
       pool.on('error', (err: unknown) => this.log(1, `thread ${t}: error: ${String(err)}`));
       return { pool, port: null, starting: false };
