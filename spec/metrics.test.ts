@@ -267,6 +267,27 @@ t.test('command latency is labelled with the protocol the command came in', asyn
   await Promise.all([text.close(), bin.close()]);
 });
 
+t.test('memshard_memory_bytes: the RSS and its parts add up, slab pages follow the items', async (t) => {
+  const { d, url } = await metricsDaemon(t, ['-t', '2', '-m', '16']);
+  const kinds = (samples: ReturnType<typeof parseExposition>) =>
+    new Map(['rss', 'slab_pages', 'store_index', 'store_tables', 'js_heap', 'js_external', 'other'].map((kind) => [kind, one(samples, 'memshard_memory_bytes', { kind }) ?? NaN]));
+  const before = kinds(parseExposition(await scrape(url)));
+  const procRss = Number(/^VmRSS:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${d.pid}/status`, 'utf8'))![1]) * 1024;
+  t.ok(Math.abs(before.get('rss')! - procRss) < 16 * 1024 * 1024, `rss ${before.get('rss')} is the process's (${procRss})`);
+  t.equal(before.get('slab_pages'), 0, 'no page handed out before any set');
+  t.ok(before.get('js_heap')! > 3 * 4 * 1024 * 1024, `three isolates' heaps (${before.get('js_heap')})`);
+  const parts = [...before].filter(([k]) => k !== 'rss').reduce((sum, [, v]) => sum + v, 0);
+  t.equal(parts, before.get('rss'), 'the parts add up to rss');
+  const c = await rawClient(d.port);
+  const value = 'v'.repeat(1000);
+  c.send(Array.from({ length: 2000 }, (_, i) => `set m${i} 0 0 1000 noreply\r\n${value}\r\n`).join('') + 'mn\r\n');
+  await c.readUntil('MN\r\n');
+  await c.close();
+  const after = kinds(parseExposition(await scrape(url)));
+  t.ok(after.get('slab_pages')! >= 2000 * 1000 && after.get('slab_pages')! <= 16 * 1024 * 1024, `2 MB of items take pages (${after.get('slab_pages')})`);
+  t.equal(after.get('store_index'), before.get('store_index'), 'the index is laid out once');
+});
+
 t.test('promtool check metrics accepts the exposition', async (t) => {
   if (!fs.existsSync(PROMTOOL)) {
     t.fail(`${PROMTOOL} not found: install Debian's prometheus package (.ci/run does)`);

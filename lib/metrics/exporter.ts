@@ -5,6 +5,7 @@
  * Everything is read at scrape time from counters and the shards' shared memory: no message to
  * any worker.
  */
+import v8 from 'node:v8';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { StatsReporter } from '../stats.js';
 import type { ShardStats } from '../store/stats.js';
@@ -305,5 +306,24 @@ export class Exporter {
       });
     perThread('memshard_thread_connections', 'Open connections served by the thread.', Field.currConnections, 'gauge');
     perThread('memshard_thread_commands_total', 'Requests the thread parsed and answered.', Field.commands, 'counter');
+    const memory = () => this.memoryBreakdown();
+    this.labelled('gauge', 'memshard_memory_bytes', 'Where the process memory goes: rss (all of it), slab_pages (item pages handed out), store_index and store_tables (hash buckets and the other shard tables, as laid out; the OS commits their pages as they are written), js_heap and js_external (V8 heaps of every thread and the Buffers outside them; serving threads report once a second), other (rss minus the rest: Node.js code, malloc, stacks).', 'kind', memory);
+  }
+
+  /** memshard_memory_bytes: the process RSS and its parts. */
+  private *memoryBreakdown(): Iterable<[string, number]> {
+    const rss = process.memoryUsage.rss();
+    const pages = this.snap.shards.reduce((sum, s) => sum + s.counters.total_malloced!, 0);
+    const { index, tables } = this.stats.storeTables();
+    const main = v8.getHeapStatistics();
+    const heap = this.threads.total(Field.heapBytes) + main.total_heap_size;
+    const external = this.threads.total(Field.externalBytes) + main.external_memory;
+    yield ['rss', rss];
+    yield ['slab_pages', pages];
+    yield ['store_index', index];
+    yield ['store_tables', tables];
+    yield ['js_heap', heap];
+    yield ['js_external', external];
+    yield ['other', Math.max(0, rss - pages - index - tables - heap - external)];
   }
 }

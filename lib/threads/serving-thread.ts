@@ -5,6 +5,7 @@
  * What needs every thread (`stats conns`, shutdown, fault injection) goes to the main thread.
  */
 import net from 'node:net';
+import v8 from 'node:v8';
 import type { MessagePort } from 'node:worker_threads';
 import { Credentials } from '../auth.js';
 import { serverClock, useClockCell } from '../clock.js';
@@ -34,6 +35,8 @@ import { Cell, COMMAND_INDEX, Field, PROTOCOLS, ThreadStats, type Protocol } fro
 /** Items the background crawler inspects per tick; a tick every 100 ms keeps it off the hot path. */
 const CRAWL_PER_TICK = 2000;
 const CRAWL_INTERVAL_MS = 100;
+/** How often a thread publishes its heap size (memshard_memory_bytes reads the last one). */
+const MEMORY_REPORT_MS = 1000;
 const TOO_MANY_CONNECTIONS = 'ERROR Too many open connections\r\n';
 const START_BARRIER_MS = 10_000;
 /** How often idle connections are looked for (-o idle_timeout has a one-second grain). */
@@ -144,6 +147,15 @@ export class ServingThread implements ConnectionHost {
         if (Atomics.load(this.stats.shared, Cell.crawlerEnabled) === 1) this.access.with(this.thread, (store) => store.crawl(CRAWL_PER_TICK));
       }, CRAWL_INTERVAL_MS);
     }
+    this.reportMemory();
+    setInterval(() => this.reportMemory(), MEMORY_REPORT_MS).unref();
+  }
+
+  /** This thread's heap, for memshard_memory_bytes (only the thread itself can read its isolate's). */
+  private reportMemory(): void {
+    const heap = v8.getHeapStatistics();
+    this.stats.set(this.thread, Field.heapBytes, heap.total_heap_size);
+    this.stats.set(this.thread, Field.externalBytes, heap.external_memory);
   }
 
   private accept(socket: net.Socket, tls: boolean): void {

@@ -35,6 +35,9 @@ export const Field = {
   sslNewSessions: 15,
   /** `config get cluster` answered (ElastiCache's cmd_config_get). */
   configGets: 16,
+  /** The thread's V8 heap and the memory its ArrayBuffers and Buffers hold outside it (bytes, gauges). */
+  heapBytes: 17,
+  externalBytes: 18,
 } as const;
 const FIELDS = Object.keys(Field).length;
 
@@ -128,6 +131,11 @@ export class ThreadStats {
   /** Add to thread `thread`'s counter (only that thread writes its row). */
   add(thread: number, field: number, n: number): void {
     this.counters[thread * FIELDS + field]! += n;
+  }
+
+  /** Set a gauge of thread `thread`'s row (only that thread writes it). */
+  set(thread: number, field: number, n: number): void {
+    this.counters[thread * FIELDS + field] = n;
   }
 
   get(thread: number, field: number): number {
