@@ -17,6 +17,7 @@ import tls from 'node:tls';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { reusePortAvailable } from '../lib/threads/listen-socket.js';
 import { makeTestPki, serverTlsArgs, type TestPki } from './tls-certs.js';
+import { memoryBench } from './memory-bench.js';
 
 // ---------------------------------------------------------------------------------------------
 // shared helpers (also used by memfill.ts)
@@ -517,7 +518,10 @@ const usage = `usage: node dist/scripts/bench.js [--duration S] [--rounds N] [--
   --threads L    memshard -t value(s), e.g. 4 or 1,2,4 (default ${DEFAULT_MEMSHARD_THREADS}, memshard's default); memcached always runs -t 2
   --only IDS     run only these scenarios, e.g. a,a-bin; \`tls\` = every TLS scenario (tls-a, tls-b,
                  tls-reconnect: memshard -Z vs memcached -Z, same certificates); a TLS scenario
-                 also runs its plaintext twin (a, b, reconnect), for the share of throughput TLS costs
+                 also runs its plaintext twin (a, b, reconnect), for the share of throughput TLS costs;
+                 \`memory\` = the memory and hit-ratio rows (fills of -m 64 and -m 1024, Zipf
+                 cache-aside), which a full run ends with (about 5 minutes)
+  --gets N       gets of the cache-aside row (default 3000000)
   --floor        also run the Node floor (scripts/node-floor.ts, Node 22.12+): what Node's sockets
                  cost with no store and no protocol work, for the text scenarios
   --json         print the results as one JSON document on stdout (progress goes to stderr)
@@ -540,13 +544,22 @@ export function scriptOptions(usage: string, flags: string[], valued: string[]):
 }
 
 async function main(): Promise<number> {
-  const opts = scriptOptions(usage, ['json', 'help', 'floor'], ['duration', 'rounds', 'threads', 'only']);
+  const opts = scriptOptions(usage, ['json', 'help', 'floor'], ['duration', 'rounds', 'threads', 'only', 'gets']);
   if (typeof opts === 'number') return opts;
   const duration = positiveNumber(opts.get('duration'), 3, 'duration');
   const rounds = Math.round(positiveNumber(opts.get('rounds'), 3, 'rounds'));
   const threadList = (opts.get('threads') ?? String(DEFAULT_MEMSHARD_THREADS)).split(',').map((s) => Math.round(positiveNumber(s.trim(), DEFAULT_MEMSHARD_THREADS, 'threads')));
   const asJson = opts.has('json');
-  const scen = selectScenarios(scenarios(duration), opts.get('only')?.split(','));
+  const only = opts.get('only')?.split(',');
+  // the memory and hit-ratio rows (scripts/memory-bench.ts): in a full run, or with --only memory
+  const wantMemory = only === undefined || only.includes('memory');
+  const onlyThroughput = only?.filter((id) => id !== 'memory');
+  const scen = onlyThroughput?.length === 0 ? [] : selectScenarios(scenarios(duration), onlyThroughput);
+  const gets = Math.round(positiveNumber(opts.get('gets'), 3_000_000, 'gets'));
+  if (scen.length === 0) {
+    installCleanupHandlers();
+    return printMemoryRows(ensureMcload(), threadList[0]!, gets, []);
+  }
   const wantPlain = scen.some((sc) => sc.tls !== true);
   const wantTls = scen.some((sc) => sc.tls === true);
 
@@ -820,6 +833,19 @@ async function main(): Promise<number> {
     }
     console.log(out.join('\n'));
   }
+  if (wantMemory) return printMemoryRows(mcload, threadList[0]!, gets, failures);
+  return reportFailures(failures);
+}
+
+async function printMemoryRows(mcload: string, threads: number, gets: number, failures: string[]): Promise<number> {
+  const memory = await memoryBench({ mcload, threads, gets });
+  await killAll();
+  console.log(memory.lines.join('\n'));
+  return reportFailures([...failures, ...memory.failures]);
+}
+
+/** Exit code 1 after listing the problems, 0 when there were none. */
+function reportFailures(failures: string[]): number {
   if (failures.length) {
     log(`\n${failures.length} problem(s):`);
     for (const x of failures) log(`  - ${x}`);

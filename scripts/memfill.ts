@@ -5,135 +5,8 @@
 //
 // Exits non-zero when memshard's peak RSS - idle RSS exceeds --max-growth-mb, when any memshard
 // set failed (mcload errors > 0), or when memshard died or stopped answering.
-import fs from 'node:fs';
-import {
-  ensureMcload,
-  installCleanupHandlers,
-  killAll,
-  log,
-  num,
-  scriptOptions,
-  positiveNumber,
-  runMain,
-  runMcload,
-  sleep,
-  startMemcached,
-  startMemshard,
-  textRequest,
-  type Server,
-} from './bench.js';
-
-const MIN_VALUE = 100;
-const MAX_VALUE = 102400;
-
-/** VmRSS of a process in bytes, or NaN if it is gone. */
-function rssBytes(pid: number): number {
-  try {
-    const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) * 1024 : NaN;
-  } catch {
-    return NaN;
-  }
-}
-
-interface FillReport {
-  server: string;
-  ok: boolean;
-  problems: string[];
-  idleMb: number;
-  peakMb: number;
-  finalMb: number;
-  growthMb: number;
-  errors: number;
-  fillSets: number;
-  retained: number;
-  retainedRatio: number;
-  retainedMb: number;
-  seconds: number;
-}
-
-const mb = (b: number) => b / (1024 * 1024);
-
-async function fill(
-  start: () => Promise<Server>,
-  label: string,
-  mcload: string,
-  requests: number,
-  pipeline: number,
-): Promise<FillReport> {
-  const problems: string[] = [];
-  const report: FillReport = {
-    server: label, ok: false, problems, idleMb: NaN, peakMb: NaN, finalMb: NaN, growthMb: NaN,
-    errors: NaN, fillSets: NaN, retained: NaN, retainedRatio: NaN, retainedMb: NaN, seconds: NaN,
-  };
-  let server: Server;
-  try {
-    server = await start();
-  } catch (e) {
-    problems.push(`could not start: ${(e as Error).message}`);
-    return report;
-  }
-  try {
-    log(`${label}: pid ${server.pid}, port ${server.port}, version ${server.version}`);
-    await sleep(1000);
-    const idle = rssBytes(server.pid);
-    let peak = idle;
-    const timer = setInterval(() => {
-      const r = rssBytes(server.pid);
-      if (r > peak) peak = r;
-    }, 100);
-    log(`${label}: idle RSS ${mb(idle).toFixed(1)} MB; filling with ${requests} values of ${MIN_VALUE}-${MAX_VALUE} B, pipeline ${pipeline}`);
-    const t0 = Date.now();
-    const res = await runMcload(
-      mcload,
-      server.port,
-      [
-        '--mode', 'fill', '--value-size', `${MIN_VALUE}-${MAX_VALUE}`, '--requests', String(requests),
-        '--pipeline', String(pipeline), '--key-prefix', 'memfill:', '--quickack', '--max-time', '300',
-      ],
-      360_000,
-    );
-    clearInterval(timer);
-    const last = rssBytes(server.pid);
-    if (last > peak) peak = last;
-    report.seconds = (Date.now() - t0) / 1000;
-    report.idleMb = mb(idle);
-    report.peakMb = mb(peak);
-    report.finalMb = mb(last);
-    report.growthMb = mb(peak - idle);
-    report.errors = num(res.json, 'errors');
-    report.fillSets = num(res.json, 'fill_sets');
-    report.retained = num(res.json, 'retained');
-    report.retainedRatio = num(res.json, 'retained_ratio');
-    report.retainedMb = mb(num(res.json, 'retained_bytes'));
-    if (res.json === null) problems.push(`mcload gave no JSON (exit ${res.exitCode}${res.timedOut ? ', timed out' : ''}): ${res.stderr.slice(-500)}`);
-    else if (report.errors !== 0) {
-      const detail = ['error_replies', 'bad_values', 'timeouts', 'desyncs', 'disconnects', 'connect_failures']
-        .map((k) => `${k}=${String(res.json?.[k])}`)
-        .join(' ');
-      problems.push(`mcload errors=${report.errors} (${detail})`);
-    }
-    if (res.json?.['incomplete'] === true) problems.push('mcload hit --max-time (incomplete)');
-    if (!server.alive()) problems.push(`server died (stderr: ${server.stderr().slice(-500)})`);
-    else {
-      try {
-        const r = await textRequest(
-          server.port,
-          'set memfill:check 0 0 2\r\nok\r\nget memfill:check\r\n',
-          /END\r\n|ERROR[^\r]*\r\n/,
-          2000,
-        );
-        if (r !== 'STORED\r\nVALUE memfill:check 0 2\r\nok\r\nEND\r\n') problems.push(`set/get check got ${JSON.stringify(r)}`);
-      } catch (e) {
-        problems.push(`set/get check failed: ${(e as Error).message}`);
-      }
-    }
-    report.ok = problems.length === 0;
-    return report;
-  } finally {
-    await server.stop();
-  }
-}
+import { ensureMcload, installCleanupHandlers, log, scriptOptions, positiveNumber, runMain, startMemcached, startMemshard } from './bench.js';
+import { fill, MAX_VALUE, MIN_VALUE } from './memory-bench.js';
 
 async function main(): Promise<number> {
   const usage = 'usage: node dist/scripts/memfill.js [--memory 64] [--threads 4] [--requests 150000] [--pipeline 8] [--max-growth-mb 75]';
@@ -150,8 +23,8 @@ async function main(): Promise<number> {
 
   installCleanupHandlers();
   const mcload = ensureMcload();
-  const ms = await fill(() => startMemshard({ threads, memoryMb }), `memshard -t ${threads} -m ${memoryMb}`, mcload, requests, pipeline);
-  const mc = await fill(() => startMemcached({ threads, memoryMb }), `memcached -t ${threads} -m ${memoryMb}`, mcload, requests, pipeline);
+  const ms = await fill(() => startMemshard({ threads, memoryMb }), `memshard -t ${threads} -m ${memoryMb}`, mcload, requests, pipeline, `${MIN_VALUE}-${MAX_VALUE}`);
+  const mc = await fill(() => startMemcached({ threads, memoryMb }), `memcached -t ${threads} -m ${memoryMb}`, mcload, requests, pipeline, `${MIN_VALUE}-${MAX_VALUE}`);
 
   if (Number.isFinite(ms.growthMb) && ms.growthMb > maxGrowthMb) {
     ms.problems.push(`RSS grew ${ms.growthMb.toFixed(1)} MB > ${maxGrowthMb} MB`);

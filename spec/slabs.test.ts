@@ -41,7 +41,9 @@ t.test('layout', async (t) => {
   t.equal(L.pages, 16);
   t.equal(L.pageAreaByte % 4096, 0);
   t.equal(L.byteLength, L.pageAreaByte + 16 * MiB);
-  t.ok(L.bucketCount >= (16 * MiB) / 96, 'one bucket per possible item');
+  t.ok(L.bucketCount >= (16 * MiB) / 96 / 2, 'a bucket per two possible items');
+  t.ok(L.bucketCount < (16 * MiB) / 96, 'not one per item (its pages would all be RSS)');
+  t.equal(L.bucketCount & (L.bucketCount - 1), 0, 'a power of two');
   t.equal(L.bucketCount & (L.bucketCount - 1), 0, 'power of two');
   t.ok(L.bucketsU32 * 4 + L.bucketCount * 4 <= L.pageAreaByte);
   const tiny = computeLayout({ memoryBytes: 10, pageSize: MiB, itemSizeMax: MiB, growthFactor: 1.25, minChunk: 48 });

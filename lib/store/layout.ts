@@ -194,10 +194,12 @@ export function computeLayout(cfg: LayoutConfig): Layout {
   const pageLimit = Math.max(1, Math.floor(cfg.memoryBytes / pageSize));
   const pages = Math.max(pageLimit, Math.floor((cfg.capacityBytes ?? 0) / pageSize));
   const classSizes = slabLadder(ITEM_HEADER_BYTES, cfg.minChunk, cfg.growthFactor, pageSize);
-  // One bucket per item -m could hold at most (all in the smallest class): chains stay short.
+  // A bucket per two items -m could hold at most (all in the smallest class): chains of two at
+  // worst, far less with real sizes (1 KB items fill a tenth of the buckets). The index's pages are
+  // all written soon (keys hash everywhere), so a bucket per item cost 64 MB of RSS at -m 1024.
   const maxItems = Math.ceil((pageLimit * pageSize) / classSizes[0]!);
   let bucketCount = 1024;
-  while (bucketCount < maxItems) bucketCount *= 2;
+  while (bucketCount * 2 < maxItems) bucketCount *= 2;
 
   let byte = HEADER_F64_SLOTS * 8;
   const countersF64 = byte / 8;
