@@ -43,7 +43,9 @@ interface ThreadSlot {
 /** A report of every thread (`stats conns`, `stats detail dump`) being gathered for thread `from`. */
 interface Gathering {
   id: number;
+  /** The thread that asked, or -1 for the main thread itself (then `done`). */
   from: number;
+  done?: (report: ThreadReport) => void;
   request: number;
   waiting: Set<number>;
   report: ThreadReport;
@@ -235,14 +237,9 @@ export class Server {
 
   private onMessage(t: number, msg: ToMain): void {
     switch (msg.type) {
-      case 'gather': {
-        const id = this.nextGathering++;
-        const live = this.slots.flatMap((s, i) => (s.port === null ? [] : [i]));
-        const g: Gathering = { id, from: t, request: msg.request, waiting: new Set(live), report: { conns: [], prefixes: [] } };
-        this.gatherings.set(id, g);
-        for (const i of live) this.post(i, { type: 'report', request: id });
+      case 'gather':
+        this.startGathering({ from: t, request: msg.request });
         return;
-      }
       case 'report': {
         const g = this.gatherings.get(msg.request);
         if (g !== undefined) this.answered(g, t, msg.report);
@@ -259,13 +256,33 @@ export class Server {
     }
   }
 
+  /** Ask every live thread for its report; the merged one goes to `from` (or to `done`). */
+  private startGathering(who: Pick<Gathering, 'from' | 'request' | 'done'>): void {
+    const id = this.nextGathering++;
+    const live = this.slots.flatMap((s, i) => (s.port === null ? [] : [i]));
+    const g: Gathering = { ...who, id, waiting: new Set(live), report: { conns: [], prefixes: [], hot: [] } };
+    this.gatherings.set(id, g);
+    for (const i of live) this.post(i, { type: 'report', request: id });
+    if (live.length === 0) this.finish(g);
+  }
+
+  /** Every thread's report, for the main thread's own use (the dashboard). */
+  gather(): Promise<ThreadReport> {
+    return new Promise((done) => this.startGathering({ from: -1, request: -1, done }));
+  }
+
   private answered(g: Gathering, t: number, report: ThreadReport): void {
     if (!g.waiting.delete(t)) return;
     g.report.conns.push(...report.conns);
     g.report.prefixes.push(...report.prefixes);
-    if (g.waiting.size > 0) return;
+    g.report.hot!.push(...(report.hot ?? []));
+    if (g.waiting.size === 0) this.finish(g);
+  }
+
+  private finish(g: Gathering): void {
     this.gatherings.delete(g.id);
-    this.post(g.from, { type: 'gathered', request: g.request, report: g.report });
+    if (g.done !== undefined) g.done(g.report);
+    else this.post(g.from, { type: 'gathered', request: g.request, report: g.report });
   }
 
   private post(t: number, msg: ToThread): void {

@@ -6,8 +6,9 @@
 import { mergeSummaries, type HotKey, type SketchSummary } from './sketch.js';
 import { EPOCH_SECONDS, SKETCH_CAPACITY, type HotThreadReport } from './tracker.js';
 
-/** Keys listed by default (`stats hotkeys` without a number, the dashboard). */
+/** Keys listed by default (`stats hotkeys` without a number, the dashboard), and at most. */
 export const DEFAULT_TOP = 10;
+export const MAX_TOP = 100;
 
 /** A key's merged estimate over the window, with its rate per second. */
 export interface HotKeyRow extends HotKey {
@@ -109,4 +110,24 @@ export function hotKeyRows(view: HotKeysView): Array<[string, string | number]> 
   }
   for (const s of view.shards) rows.push([`shard:${s.shard}:reads`, s.reads], [`shard:${s.shard}:writes`, s.writes], [`shard:${s.shard}:rate`, rate(s.rate)]);
   return rows;
+}
+
+/** N of `stats hotkeys [N]` (DEFAULT_TOP without one), null when it is not 1..MAX_TOP. */
+export function hotKeysTop(args: readonly string[]): number | null {
+  if (args.length === 0) return DEFAULT_TOP;
+  if (args.length > 1 || !/^\d{1,3}$/.test(args[0]!)) return null;
+  const n = Number(args[0]);
+  return n >= 1 && n <= MAX_TOP ? n : null;
+}
+
+/** The `stats hotkeys` rows from every thread's report, as of now. */
+export function hotKeysRows(reports: readonly HotThreadReport[], keys: boolean, shards: number, top: number): Array<[string, string | number]> {
+  return hotKeyRows(mergeHotReports(reports, keys, shards, top, Date.now()));
+}
+
+/** STAT lines and END, as every stats group. */
+export function renderRows(rows: ReadonlyArray<[string, string | number]>): string {
+  let out = '';
+  for (const [k, v] of rows) out += `STAT ${k} ${v}\r\n`;
+  return `${out}END\r\n`;
 }
