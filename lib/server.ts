@@ -12,6 +12,8 @@ import { crawlerSettings, firstHost, listeners, shardStoreConfigs, trackSizes } 
 import { processStartedNow, serverClock, tickingClockCell } from './clock.js';
 import { Exporter } from './metrics/exporter.js';
 import { serveMetrics } from './metrics/http.js';
+import { dashboardRoutes } from './dashboard/routes.js';
+import { SnapshotBuilder } from './dashboard/snapshot.js';
 import { newShardLocks, takeOver, unlock } from './shards/lock.js';
 import type { ShardMemory } from './shards/shard-access.js';
 import { StatsReporter } from './stats.js';
@@ -144,11 +146,25 @@ export class Server {
     await Promise.all(Array.from({ length: config.threads }, (_, t) => this.startThread(t, listensOf(t), true)));
     if (config.metricsPort !== 0) {
       const host = config.metricsListen ?? firstHost(config);
-      this.metricsServer = await serveMetrics(this.exporter, config.metricsPort, host, (level, msg) => this.log(level, msg));
+      const log = (level: number, msg: string) => this.log(level, msg);
+      this.metricsServer = await serveMetrics(this.exporter, config.metricsPort, host, log, this.dashboard(log));
     }
     const where = config.unixSocket ?? specs.map((s, i) => `${s.tls ? '' : config.tls === null ? '' : 'notls:'}${'host' in s.at ? s.at.host ?? '0.0.0.0' : ''}:${this.listenSockets[i]!.port}`).join(',');
     this.log(1, `memshard listening on ${where} with ${config.threads} threads`);
     return { port: this.listenSockets[0]!.port };
+  }
+
+  /** The dashboard's routes (lib/dashboard), behind the -S/-Y credentials unless --metrics-public. */
+  private dashboard(log: (level: number, msg: string) => void): ReturnType<typeof dashboardRoutes> {
+    const snapshots = new SnapshotBuilder({
+      reporter: new StatsReporter({ config: this.config, clock: this.clock, shards: this.shards, threads: this.threads }),
+      threads: this.threads,
+      hotKeys: this.config.hotKeys,
+      cluster: () => this.cluster?.current ?? null,
+      gather: () => this.gather(),
+    });
+    const credentials = this.config.metricsPublic ? [] : [this.auth.sasl, this.auth.ascii].filter((c) => c !== null);
+    return dashboardRoutes({ snapshots, credentials, log });
   }
 
   /** Start serving thread t, listening as told; retried while piscina is still replacing a dead one. */
