@@ -1,0 +1,73 @@
+// What hot-key tracking costs: the same mcload load (pipeline 1, 50 connections, 90% get, the
+// bench's scenario `a`) against memshard without and with --hot-keys, in alternation, medians of
+// the rounds; with --hot-keys a client also asks `stats hotkeys` every second during the run, as
+// an operator or the dashboard would. Key patterns: uniform over 100k keys (the sketch's worst
+// case: almost every key is new to it and replaces its least counted one) and zipf.
+//   npm run bench:hotkeys -- [--duration S] [--rounds N] [--threads T] [--json]
+import { ensureMcload, installCleanupHandlers, killAll, log, median, num, positiveNumber, runMain, runMcload, scriptOptions, startMemshard, textRequest, type Server } from './bench.js';
+
+const usage = `usage: node dist/scripts/bench-hotkeys.js [--duration S] [--rounds N] [--threads T] [--json]
+  --duration S   seconds per measured run (5)
+  --rounds N     rounds; each runs every pattern against both servers (3)
+  --threads T    memshard -t (2)
+  --json         one JSON document on stdout
+  MCLOAD=PATH    use this mcload binary`;
+
+const PATTERNS = ['uniform', 'zipf'] as const;
+
+async function main(): Promise<number> {
+  const opts = scriptOptions(usage, ['json', 'help'], ['duration', 'rounds', 'threads']);
+  if (typeof opts === 'number') return opts;
+  const duration = positiveNumber(opts.get('duration'), 5, 'duration');
+  const rounds = Math.round(positiveNumber(opts.get('rounds'), 3, 'rounds'));
+  const threads = Math.round(positiveNumber(opts.get('threads'), 2, 'threads'));
+  installCleanupHandlers();
+  const mcload = ensureMcload();
+  const servers: Array<{ role: 'off' | 'on'; server: Server }> = [
+    { role: 'off', server: await startMemshard({ threads, memoryMb: 1024 }) },
+    { role: 'on', server: await startMemshard({ threads, memoryMb: 1024, args: ['--hot-keys'] }) },
+  ];
+  const ops = new Map<string, number[]>();
+  const p99 = new Map<string, number[]>();
+  const failures: string[] = [];
+  for (let r = 1; r <= rounds; r++) {
+    for (const pattern of PATTERNS) {
+      for (const { role, server } of servers) {
+        const args = ['--threads', '2', '--conns', '25', '--pipeline', '1', '--value-size', '100', '--ratio', '1:9', '--key-pattern', pattern];
+        await runMcload(mcload, server.port, [...args, '--mode', 'prefill', '--max-time', '60'], 90_000);
+        let polls = 0;
+        const poller = role === 'on'
+          ? setInterval(() => {
+              textRequest(server.port, 'stats hotkeys\r\n', /END\r\n/, 2000).then(() => polls++, (e: Error) => failures.push(`stats hotkeys: ${e.message}`));
+            }, 1000)
+          : null;
+        const res = await runMcload(mcload, server.port, [...args, '--duration', String(duration), '--max-time', String(duration + 30)], (duration + 60) * 1000);
+        if (poller !== null) clearInterval(poller);
+        const key = `${pattern} ${role}`;
+        if (res.json === null || num(res.json, 'errors') !== 0) failures.push(`${key}: mcload failed: ${res.stderr.slice(-300)}`);
+        ops.set(key, [...(ops.get(key) ?? []), num(res.json, 'ops_per_sec')]);
+        p99.set(key, [...(p99.get(key) ?? []), num(res.json, 'p99_us')]);
+        log(`round ${r}/${rounds} ${pattern} hot keys ${role}: ${Math.round(num(res.json, 'ops_per_sec'))} ops/s, p99 ${num(res.json, 'p99_us')} us${poller === null ? '' : `, ${polls} stats hotkeys answered`}`);
+      }
+    }
+  }
+  await killAll();
+  const rows = PATTERNS.map((pattern) => {
+    const off = median(ops.get(`${pattern} off`) ?? []);
+    const on = median(ops.get(`${pattern} on`) ?? []);
+    return { pattern, off_ops: off, on_ops: on, ratio: on / off, off_p99_us: median(p99.get(`${pattern} off`) ?? []), on_p99_us: median(p99.get(`${pattern} on`) ?? []) };
+  });
+  if (opts.has('json')) {
+    console.log(JSON.stringify({ date: new Date().toISOString(), node: process.version, threads, duration_s: duration, rounds, rows, failures }, null, 2));
+  } else {
+    const f = (x: number) => (Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : 'n/a');
+    console.log(`## hot-key tracking cost (${new Date().toISOString()}), node ${process.version}, memshard -t ${threads}, mcload 50 conns pipeline 1 90% get, ${duration} s x ${rounds} rounds (medians)\n`);
+    console.log('| keys | --hot-keys off ops/s | p99 us | --hot-keys on ops/s | p99 us | on/off |');
+    console.log('|---|---:|---:|---:|---:|---:|');
+    for (const r of rows) console.log(`| ${r.pattern} | ${f(r.off_ops)} | ${f(r.off_p99_us)} | ${f(r.on_ops)} | ${f(r.on_p99_us)} | ${r.ratio.toFixed(3)} |`);
+    if (failures.length > 0) console.log(`\nfailures:\n${failures.join('\n')}`);
+  }
+  return failures.length === 0 ? 0 : 1;
+}
+
+runMain(import.meta.url, main);
