@@ -93,7 +93,8 @@ function makeChart(id: string, title: string, names: string[], yFormat: (v: numb
     width: chartWidth(el),
     height: 180,
     series,
-    scales: { x: { time: true }, y: opts.range === undefined ? { auto: true } : { range: opts.range } },
+    // counts and sizes: from 0, so that a small change does not look like a cliff
+    scales: { x: { time: true }, y: { range: opts.range ?? ((_u, _min, max) => [0, max > 0 ? max * 1.1 : 1]) } },
     axes: [{}, { values: (_u, vals) => vals.map((v) => (v === null ? '' : yFormat(v))), size: 72 }],
     legend: { live: true },
     cursor: { drag: { x: false, y: false } },
