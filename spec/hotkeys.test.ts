@@ -76,7 +76,25 @@ t.test('Space-Saving on a Zipf stream: every estimate within its error, every er
     const untrackedAboveFloor = [...truth].filter(([key, n]) => sketch.estimate(key) === null && n > floor);
     t.same(untrackedAboveFloor, [], `s=${s}: no untracked key has more than the floor`);
     t.same(entries.slice(0, 10).map(([k]) => k), trueTop(truth, 10), `s=${s}: the top 10 in order`);
+    t.equal(new Set(entries.map(([k]) => k)).size, entries.length, `s=${s}: no key listed twice`);
   }
+});
+
+t.test('heavy churn on a small sketch: its hash table keeps finding every counter', async (t) => {
+  // 'steady' is 1/11 of the stream, above N/k = 55,000/32: it must be tracked
+  const sketch = new SpaceSaving(32);
+  let x = 12345;
+  for (let i = 0; i < 50_000; i++) {
+    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+    sketch.add(`k${x % 100_000}`);
+    if (i % 10 === 0) sketch.add('steady');
+  }
+  const { entries } = sketch.summary();
+  t.equal(entries[0]![0], 'steady', 'the one repeated key is first');
+  const [count, error] = sketch.estimate('steady')!;
+  t.ok(count - error <= 5000 && 5000 <= count, `steady: ${count - error} <= 5000 <= ${count}`);
+  for (const [key, c, e] of entries) t.same(sketch.estimate(key), [c, e], `${key} is found by its fingerprint`);
+  t.equal(sketch.size, 32);
 });
 
 t.test('few distinct keys: counts are exact, errors 0, floor 0', async (t) => {

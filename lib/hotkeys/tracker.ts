@@ -102,10 +102,10 @@ export class HotKeyTracker {
     const e = this.current;
     if (IS_WRITE[op] === 1) {
       e.shardWrites[shard]!++;
-      e.writes?.add(Buffer.prototype.latin1Slice.call(key, 0, key.length));
+      e.writes?.addBytes(key);
     } else {
       e.shardReads[shard]!++;
-      e.reads?.add(Buffer.prototype.latin1Slice.call(key, 0, key.length));
+      e.reads?.addBytes(key);
     }
   }
 
