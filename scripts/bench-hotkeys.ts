@@ -4,7 +4,10 @@
 // an operator or the dashboard would. Key patterns: uniform over 100k keys (the sketch's worst
 // case: almost every key is new to it and replaces its least counted one) and zipf.
 //   npm run bench:hotkeys -- [--duration S] [--rounds N] [--threads T] [--json]
-import { ensureMcload, installCleanupHandlers, killAll, log, median, num, positiveNumber, runMain, runMcload, scriptOptions, startMemshard, textRequest, type Server } from './bench.js';
+import { cpuBetween, ensureMcload, installCleanupHandlers, killAll, log, median, num, positiveNumber, runMain, runMcload, scriptOptions, startMemshard, textRequest, threadTicks, type Server } from './bench.js';
+
+/** Linux clock ticks per second (/proc's unit). */
+const USER_HZ = 100;
 
 const usage = `usage: node dist/scripts/bench-hotkeys.js [--duration S] [--rounds N] [--threads T] [--json]
   --duration S   seconds per measured run (5)
@@ -29,6 +32,7 @@ async function main(): Promise<number> {
   ];
   const ops = new Map<string, number[]>();
   const p99 = new Map<string, number[]>();
+  const cpu = new Map<string, number[]>();
   const failures: string[] = [];
   for (let r = 1; r <= rounds; r++) {
     for (const pattern of PATTERNS) {
@@ -41,13 +45,17 @@ async function main(): Promise<number> {
               textRequest(server.port, 'stats hotkeys\r\n', /END\r\n/, 2000).then(() => polls++, (e: Error) => failures.push(`stats hotkeys: ${e.message}`));
             }, 1000)
           : null;
+        const before = threadTicks(server.pid);
         const res = await runMcload(mcload, server.port, [...args, '--duration', String(duration), '--max-time', String(duration + 30)], (duration + 60) * 1000);
         if (poller !== null) clearInterval(poller);
+        const used = cpuBetween(before, threadTicks(server.pid));
         const key = `${pattern} ${role}`;
+        const cpuUs = (used.ticks * 1e6) / USER_HZ / num(res.json, 'ops');
+        cpu.set(key, [...(cpu.get(key) ?? []), cpuUs]);
         if (res.json === null || num(res.json, 'errors') !== 0) failures.push(`${key}: mcload failed: ${res.stderr.slice(-300)}`);
         ops.set(key, [...(ops.get(key) ?? []), num(res.json, 'ops_per_sec')]);
         p99.set(key, [...(p99.get(key) ?? []), num(res.json, 'p99_us')]);
-        log(`round ${r}/${rounds} ${pattern} hot keys ${role}: ${Math.round(num(res.json, 'ops_per_sec'))} ops/s, p99 ${num(res.json, 'p99_us')} us${poller === null ? '' : `, ${polls} stats hotkeys answered`}`);
+        log(`round ${r}/${rounds} ${pattern} hot keys ${role}: ${Math.round(num(res.json, 'ops_per_sec'))} ops/s, p99 ${num(res.json, 'p99_us')} us, ${cpuUs.toFixed(1)} us CPU/request${poller === null ? '' : `, ${polls} stats hotkeys answered`}`);
       }
     }
   }
@@ -55,16 +63,28 @@ async function main(): Promise<number> {
   const rows = PATTERNS.map((pattern) => {
     const off = median(ops.get(`${pattern} off`) ?? []);
     const on = median(ops.get(`${pattern} on`) ?? []);
-    return { pattern, off_ops: off, on_ops: on, ratio: on / off, off_p99_us: median(p99.get(`${pattern} off`) ?? []), on_p99_us: median(p99.get(`${pattern} on`) ?? []) };
+    const offCpu = median(cpu.get(`${pattern} off`) ?? []);
+    const onCpu = median(cpu.get(`${pattern} on`) ?? []);
+    return {
+      pattern, off_ops: off, on_ops: on, ratio: on / off,
+      off_p99_us: median(p99.get(`${pattern} off`) ?? []), on_p99_us: median(p99.get(`${pattern} on`) ?? []),
+      off_cpu_us_per_request: offCpu, on_cpu_us_per_request: onCpu, cpu_ratio: onCpu / offCpu,
+    };
   });
   if (opts.has('json')) {
     console.log(JSON.stringify({ date: new Date().toISOString(), node: process.version, threads, duration_s: duration, rounds, rows, failures }, null, 2));
   } else {
     const f = (x: number) => (Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : 'n/a');
     console.log(`## hot-key tracking cost (${new Date().toISOString()}), node ${process.version}, memshard -t ${threads}, mcload 50 conns pipeline 1 90% get, ${duration} s x ${rounds} rounds (medians)\n`);
-    console.log('| keys | --hot-keys off ops/s | p99 us | --hot-keys on ops/s | p99 us | on/off |');
-    console.log('|---|---:|---:|---:|---:|---:|');
-    for (const r of rows) console.log(`| ${r.pattern} | ${f(r.off_ops)} | ${f(r.off_p99_us)} | ${f(r.on_ops)} | ${f(r.on_p99_us)} | ${r.ratio.toFixed(3)} |`);
+    console.log('CPU: the server process, user + system, all threads, per request\n');
+    console.log('| keys | --hot-keys off ops/s | p99 us | CPU us/req | --hot-keys on ops/s | p99 us | CPU us/req | ops on/off | CPU on/off |');
+    console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+    for (const r of rows) {
+      console.log(
+        `| ${r.pattern} | ${f(r.off_ops)} | ${f(r.off_p99_us)} | ${r.off_cpu_us_per_request.toFixed(1)} | ${f(r.on_ops)} | ${f(r.on_p99_us)} | ` +
+          `${r.on_cpu_us_per_request.toFixed(1)} | ${r.ratio.toFixed(3)} | ${r.cpu_ratio.toFixed(3)} |`,
+      );
+    }
     if (failures.length > 0) console.log(`\nfailures:\n${failures.join('\n')}`);
   }
   return failures.length === 0 ? 0 : 1;
