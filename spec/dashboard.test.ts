@@ -251,3 +251,23 @@ t.test('-Y and -S credentials: the dashboard asks for them, /metrics stays open;
   t.equal((await get(`http://127.0.0.1:${saslPort}/api/snapshot`)).status, 401, '-S: /api/snapshot without credentials: 401');
   t.equal((await get(`http://127.0.0.1:${saslPort}/api/snapshot`, good)).status, 200, '-S: with the SASL user: 200');
 });
+
+t.test('--cluster-nodes: the cluster panel lists the nodes `config get cluster` gives', async (t) => {
+  const metricsPort = await freePort();
+  const nodes = 'cache-b.example|10.0.0.2|11212,cache-a.example|10.0.0.1|11211';
+  const d = await startDaemon(['--cluster-nodes', nodes, '--metrics-port', String(metricsPort)]);
+  t.teardown(() => d.stop());
+  await waitHttp(`http://127.0.0.1:${metricsPort}/metrics`);
+  const c = await rawClient(d.port);
+  c.send('config get cluster\r\n');
+  const config = await c.readUntil('END\r\n', 3000);
+  await c.close();
+  const line = config.split('\n')[2]!.trim();
+  const { page, errors } = await openPage(`http://127.0.0.1:${metricsPort}/`);
+  await waitPolls(page, 1);
+  t.ok(await page.isVisible('#cluster'), 'the cluster panel is shown');
+  const rows = await page.$$eval('#table-cluster tbody tr', (trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent ?? '').join('|')));
+  t.same(rows.join(' '), line, `the same nodes, in the same order: ${line}`);
+  t.match(await page.textContent('#cluster-version'), /^config version 1$/, 'its config version');
+  t.same(errors, [], 'no console error');
+});

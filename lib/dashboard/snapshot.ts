@@ -22,6 +22,8 @@ const MIN_INTERVAL_MS = 900;
 const KEEP_MS = 30_000;
 /** Requests within this time of a snapshot get the same one (several pages polling). */
 const REUSE_MS = 250;
+/** A thread that does not report within this time fails the snapshot (500) rather than holding the request. */
+const GATHER_TIMEOUT_MS = 3000;
 
 /** `stats` counters that get a per-second rate. */
 const RATE_FIELDS = [
@@ -123,7 +125,11 @@ export class SnapshotBuilder {
   }
 
   private async build(): Promise<Snapshot> {
-    const report = await this.src.gather();
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`the serving threads did not report within ${GATHER_TIMEOUT_MS} ms`)), GATHER_TIMEOUT_MS);
+    });
+    const report = await Promise.race([this.src.gather(), timeout]).finally(() => clearTimeout(timer));
     const { reporter, threads } = this.src;
     const time = Date.now();
     const shardStats = reporter.shardStats();
