@@ -34,6 +34,10 @@ export interface Config {
   /** Prometheus endpoint port (0 = off) and interface (undefined = as `listen`). */
   metricsPort: number;
   metricsListen: string | undefined;
+  /** --hot-keys: track key names (`stats hotkeys`, the dashboard); without it only per-shard counts. */
+  hotKeys: boolean;
+  /** --metrics-public: the dashboard asks for no credentials even with -S/-Y. */
+  metricsPublic: boolean;
   /** -R: requests one connection may run before the thread serves its other connections. */
   reqsPerEvent: number;
   /** -b: the listen backlog. */

@@ -12,6 +12,8 @@ import { crawlerSettings, firstHost, listeners, shardStoreConfigs, trackSizes } 
 import { processStartedNow, serverClock, tickingClockCell } from './clock.js';
 import { Exporter } from './metrics/exporter.js';
 import { serveMetrics } from './metrics/http.js';
+import { dashboardRoutes } from './dashboard/routes.js';
+import { SnapshotBuilder } from './dashboard/snapshot.js';
 import { newShardLocks, takeOver, unlock } from './shards/lock.js';
 import type { ShardMemory } from './shards/shard-access.js';
 import { StatsReporter } from './stats.js';
@@ -50,7 +52,9 @@ interface ThreadSlot {
 /** A report of every thread (`stats conns`, `stats detail dump`) being gathered for thread `from`. */
 interface Gathering {
   id: number;
+  /** The thread that asked, or -1 for the main thread itself (then `done`). */
   from: number;
+  done?: (report: ThreadReport) => void;
   request: number;
   waiting: Set<number>;
   report: ThreadReport;
@@ -150,11 +154,25 @@ export class Server {
     await Promise.all(Array.from({ length: config.threads }, (_, t) => this.startThread(t, listensOf(t), true)));
     if (config.metricsPort !== 0) {
       const host = config.metricsListen ?? firstHost(config);
-      this.metricsServer = await serveMetrics(this.exporter, config.metricsPort, host, (level, msg) => this.log(level, msg));
+      const log = (level: number, msg: string) => this.log(level, msg);
+      this.metricsServer = await serveMetrics(this.exporter, config.metricsPort, host, log, this.dashboard(log));
     }
     const where = config.unixSocket ?? specs.map((s, i) => `${s.tls ? '' : config.tls === null ? '' : 'notls:'}${'host' in s.at ? s.at.host ?? '0.0.0.0' : ''}:${this.listenSockets[i]!.port}`).join(',');
     this.log(1, `memshard listening on ${where} with ${config.threads} threads`);
     return { port: this.listenSockets[0]!.port };
+  }
+
+  /** The dashboard's routes (lib/dashboard), behind the -S/-Y credentials unless --metrics-public. */
+  private dashboard(log: (level: number, msg: string) => void): ReturnType<typeof dashboardRoutes> {
+    const snapshots = new SnapshotBuilder({
+      reporter: new StatsReporter({ config: this.config, clock: this.clock, shards: this.shards, threads: this.threads }),
+      threads: this.threads,
+      hotKeys: this.config.hotKeys,
+      cluster: () => this.cluster?.current ?? null,
+      gather: () => this.gather(),
+    });
+    const credentials = this.config.metricsPublic ? [] : [this.auth.sasl, this.auth.ascii].filter((c) => c !== null);
+    return dashboardRoutes({ snapshots, credentials, log });
   }
 
   /** Start serving thread t, listening as told; retried while piscina is still replacing a dead one. */
@@ -243,14 +261,9 @@ export class Server {
 
   private onMessage(t: number, msg: ToMain): void {
     switch (msg.type) {
-      case 'gather': {
-        const id = this.nextGathering++;
-        const live = this.slots.flatMap((s, i) => (s.port === null ? [] : [i]));
-        const g: Gathering = { id, from: t, request: msg.request, waiting: new Set(live), report: { conns: [], prefixes: [] } };
-        this.gatherings.set(id, g);
-        for (const i of live) this.post(i, { type: 'report', request: id });
+      case 'gather':
+        this.startGathering({ from: t, request: msg.request });
         return;
-      }
       case 'report': {
         const g = this.gatherings.get(msg.request);
         if (g !== undefined) this.answered(g, t, msg.report);
@@ -267,13 +280,33 @@ export class Server {
     }
   }
 
+  /** Ask every live thread for its report; the merged one goes to `from` (or to `done`). */
+  private startGathering(who: Pick<Gathering, 'from' | 'request' | 'done'>): void {
+    const id = this.nextGathering++;
+    const live = this.slots.flatMap((s, i) => (s.port === null ? [] : [i]));
+    const g: Gathering = { ...who, id, waiting: new Set(live), report: { conns: [], prefixes: [], hot: [] } };
+    this.gatherings.set(id, g);
+    for (const i of live) this.post(i, { type: 'report', request: id });
+    if (live.length === 0) this.finish(g);
+  }
+
+  /** Every thread's report, for the main thread's own use (the dashboard). */
+  gather(): Promise<ThreadReport> {
+    return new Promise((done) => this.startGathering({ from: -1, request: -1, done }));
+  }
+
   private answered(g: Gathering, t: number, report: ThreadReport): void {
     if (!g.waiting.delete(t)) return;
     g.report.conns.push(...report.conns);
     g.report.prefixes.push(...report.prefixes);
-    if (g.waiting.size > 0) return;
+    g.report.hot!.push(...(report.hot ?? []));
+    if (g.waiting.size === 0) this.finish(g);
+  }
+
+  private finish(g: Gathering): void {
     this.gatherings.delete(g.id);
-    this.post(g.from, { type: 'gathered', request: g.request, report: g.report });
+    if (g.done !== undefined) g.done(g.report);
+    else this.post(g.from, { type: 'gathered', request: g.request, report: g.report });
   }
 
   private post(t: number, msg: ToThread): void {

@@ -3,7 +3,8 @@
  * worker scripts (package.json "files") and not the sources, tests, CI script, bench harness or
  * deployment files; every relative import of a shipped file is shipped too; the tarball installs
  * into an empty prefix (production dependencies from the npm registry) and its `memshard` bin
- * serves `version` and /metrics, and stops on SIGTERM with exit 0.
+ * serves `version`, /metrics and the dashboard (its uPlot from the `uplot` dependency), and stops on
+ * SIGTERM with exit 0.
  *
  * The pack is made from a temporary copy of the working tree (tracked and untracked files, not
  * node_modules/dist), compiled there with the project's tsc, so that it is fresh and so that the
@@ -114,7 +115,7 @@ t.test('npm pack ships the daemon, its workers and package.json, nothing else', 
   t.ok(fs.existsSync(tarball), `tarball ${info.filename}`);
   t.comment(`${packedFiles.length} files packed`);
 
-  for (const needed of ['package.json', 'README.md', 'dist/lib/cli.js', 'dist/workers/serve.js', 'dist/workers/socket-dup.js']) {
+  for (const needed of ['package.json', 'README.md', 'dist/lib/cli.js', 'dist/workers/serve.js', 'dist/workers/socket-dup.js', 'dist/lib/dashboard/client.js']) {
     t.ok(packedFiles.includes(needed), `ships ${needed}`);
   }
   const pkg = JSON.parse(fs.readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as { bin: Record<string, string> };
@@ -191,6 +192,12 @@ t.test('the tarball installs into an empty prefix and its memshard bin serves', 
   }
   t.equal(metrics.status, 200, `GET /metrics: ${metrics.status === 200 ? '' : metrics.body || server.output()}`);
   t.match(metrics.body, /^memcached_up 1$/m, 'memcached_up 1');
+  // the dashboard's page and script come with the package (dist/lib/dashboard), uPlot from its
+  // `uplot` dependency: nothing is fetched from anywhere else
+  for (const asset of ['/', '/dashboard.js', '/uplot.js', '/uplot.css', '/api/snapshot']) {
+    const r = await httpGet(`http://127.0.0.1:${metricsPort}${asset}`).catch((e: Error) => ({ status: 0, body: e.message }));
+    t.equal(r.status, 200, `GET ${asset} from the installed package${r.status === 200 ? '' : `: ${r.body}`}`);
+  }
 
   t.ok(server.child.pid !== undefined && process.kill(server.child.pid, 'SIGTERM'), 'SIGTERM by PID');
   const status = await Promise.race([server.exited, deadlineIn(10_000).then(() => null)]);

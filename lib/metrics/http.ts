@@ -12,11 +12,15 @@ export async function serveMetrics(
   port: number,
   host: string | undefined,
   log: (level: number, msg: string) => void,
+  /** More read-only routes (the dashboard, lib/dashboard/routes.ts): true when one answered. */
+  routes?: (req: http.IncomingMessage, res: http.ServerResponse, path: string) => boolean,
 ): Promise<http.Server> {
   const server = http.createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { Allow: 'GET, HEAD' }).end();
+    } else if (path !== '/metrics' && routes?.(req, res, path) === true) {
+      // answered by the dashboard
     } else if (path === '/metrics') {
       exporter.scrape().then(
         (body) => res.writeHead(200, { 'Content-Type': exporter.registry.contentType }).end(body),
@@ -39,6 +43,6 @@ export async function serveMetrics(
     });
   });
   const address = server.address() as AddressInfo;
-  log(1, `metrics on http://${address.address}:${address.port}/metrics`);
+  log(1, `metrics on http://${address.address}:${address.port}/metrics${routes === undefined ? '' : `, dashboard on http://${address.address}:${address.port}/`}`);
   return server;
 }

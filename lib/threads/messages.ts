@@ -6,6 +6,7 @@ import type { Config } from '../config.js';
 import type { ShardMemory } from '../shards/shard-access.js';
 import type { ClusterView } from '../cluster/discovery.js';
 import type { PrefixEntry } from '../prefix-stats.js';
+import type { HotThreadReport } from '../hotkeys/tracker.js';
 import type { ConnInfo } from '../stats.js';
 import type { ThreadListen } from './listen-socket.js';
 import type { ThreadStatsBuffers } from './thread-stats.js';
@@ -43,6 +44,8 @@ export interface ThreadInit {
 export interface ThreadReport {
   conns: ConnInfo[];
   prefixes: PrefixEntry[];
+  /** Hot-key counts (`stats hotkeys`, the dashboard): one per thread. */
+  hot?: HotThreadReport[];
 }
 
 export type ToThread =

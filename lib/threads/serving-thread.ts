@@ -25,6 +25,8 @@ import { MEMCACHED_VERSION } from '../version.js';
 import type { ThreadInit, ThreadReport, ToMain, ToThread } from './messages.js';
 import { PrefixEvent, PrefixStats, renderPrefixDump, type PrefixEventId } from '../prefix-stats.js';
 import { OperatorCommands } from './operator.js';
+import { HotKeyTracker } from '../hotkeys/tracker.js';
+import { hotKeysRows, hotKeysTop, renderRows } from '../hotkeys/report.js';
 import { TlsAcceptor, type SecureClient, type TlsCounters } from '../tls/acceptor.js';
 import { certificatesReloaded } from './thread-stats.js';
 import { clusterPayload, renderClusterConfig } from '../cluster/config.js';
@@ -87,6 +89,8 @@ export class ServingThread implements ConnectionHost {
   /** `stats conns` requests waiting for every thread's answer. */
   private readonly gathering = new Map<number, (report: ThreadReport) => void>();
   private readonly prefixes: PrefixStats;
+  /** What this thread's commands read and wrote, per shard (and per key with --hot-keys). */
+  private readonly hot: HotKeyTracker;
   private prefixEpoch = 0;
   private nextRequest = 0;
   private connectionsAccepted = 0;
@@ -109,6 +113,7 @@ export class ServingThread implements ConnectionHost {
     this.operator = new OperatorCommands(this);
     this.watch = new WatchHub(this.stats.shared);
     this.prefixes = new PrefixStats(init.config.prefixDelimiter.charCodeAt(0));
+    this.hot = new HotKeyTracker(init.shards.length, init.config.hotKeys, () => this.clock.now() + this.clock.processStarted);
     this.cluster = init.cluster;
     this.tls = init.config.tls === null
       ? null
@@ -238,6 +243,7 @@ export class ServingThread implements ConnectionHost {
     this.client.id = client;
     const reply = this.access.run(shard, cmd);
     if (Atomics.load(this.stats.shared, Cell.detailEnabled) === 1) this.recordPrefix(cmd, reply);
+    this.hot.record(shard, cmd.op, cmd.key);
     return reply;
   }
 
@@ -280,6 +286,10 @@ export class ServingThread implements ConnectionHost {
           });
           return undefined;
         };
+        if (cmd.group === 'hotkeys') {
+          const rows = this.hotKeys(cmd.args);
+          return rows === null ? Errors.badFormat : later((r) => renderRows(rows(r)));
+        }
         if (cmd.group === 'detail') {
           const sub = cmd.args[0];
           if (sub === 'dump') return later((r) => renderPrefixDump(r.prefixes));
@@ -367,8 +377,19 @@ export class ServingThread implements ConnectionHost {
       }
       return then(null);
     }
+    if (group === 'hotkeys' || group.startsWith('hotkeys ')) {
+      const rows = this.hotKeys(group.split(' ').slice(1).filter((a) => a !== ''));
+      return rows === null ? then(null) : this.gather((r) => then(rows(r)));
+    }
     if (this.needsEveryThread(group)) this.gather((r) => then(this.reporter.rows(group, r.conns)));
     else then(this.reporter.rows(group));
+  }
+
+  /** `stats hotkeys [N]`: the rows, once every thread reported; null for a bad N. */
+  private hotKeys(args: string[]): ((report: ThreadReport) => Row[]) | null {
+    const top = hotKeysTop(args);
+    if (top === null) return null;
+    return (report) => hotKeysRows(report.hot ?? [], this.config.hotKeys, this.access.count, top);
   }
 
   /** `stats detail on|off`: every thread counts per prefix from now on, or stops. */
@@ -467,7 +488,7 @@ export class ServingThread implements ConnectionHost {
   private onMessage(msg: ToThread): void {
     switch (msg.type) {
       case 'report':
-        return this.send({ type: 'report', request: msg.request, report: { conns: this.connInfo(), prefixes: this.prefixStats().entries() } });
+        return this.send({ type: 'report', request: msg.request, report: { conns: this.connInfo(), prefixes: this.prefixStats().entries(), hot: [this.hot.report()] } });
       case 'gathered': {
         const then = this.gathering.get(msg.request);
         this.gathering.delete(msg.request);
