@@ -151,12 +151,13 @@ export class Server {
     for (const spec of specs) this.listenSockets.push(await openListenSocket(spec.at, config.backlog));
     const perSocket = await Promise.all(this.listenSockets.map((s) => s.forThreads(config.threads)));
     const listensOf = (t: number): ThreadListener[] => specs.map((spec, i) => ({ at: perSocket[i]![t]!, tls: spec.tls }));
-    await Promise.all(Array.from({ length: config.threads }, (_, t) => this.startThread(t, listensOf(t), true)));
+    // /metrics before the threads serve: once the memcached port answers, the metrics port does too
     if (config.metricsPort !== 0) {
       const host = config.metricsListen ?? firstHost(config);
       const log = (level: number, msg: string) => this.log(level, msg);
       this.metricsServer = await serveMetrics(this.exporter, config.metricsPort, host, log, this.dashboard(log));
     }
+    await Promise.all(Array.from({ length: config.threads }, (_, t) => this.startThread(t, listensOf(t), true)));
     const where = config.unixSocket ?? specs.map((s, i) => `${s.tls ? '' : config.tls === null ? '' : 'notls:'}${'host' in s.at ? s.at.host ?? '0.0.0.0' : ''}:${this.listenSockets[i]!.port}`).join(',');
     this.log(1, `memshard listening on ${where} with ${config.threads} threads`);
     return { port: this.listenSockets[0]!.port };
