@@ -1,10 +1,11 @@
 /**
- * A memshard cluster as memcached users run one: nodes on separate loopback addresses
- * (127.0.0.2..4: Linux routes all of 127/8 to lo), ElastiCache Auto Discovery (`config get
- * cluster`, byte-exact, from flags, a file that changes, DNS), the memcached-elasticache client
- * following nodes added and removed, ketama clients (npm memcached, pymemcache's HashClient,
- * php-memcached with OPT_LIBKETAMA_COMPATIBLE)
- * spreading keys and surviving a node's loss, and twemproxy (nutcracker) in front of three nodes.
+ * A memshard cluster as memcached users run one: nodes on separate hosts (a network namespace
+ * each, as root; else loopback addresses 127.0.0.2..5, see helpers/hosts.ts), ElastiCache Auto
+ * Discovery (`config get cluster`, byte-exact, from flags, a file that changes, DNS), the
+ * memcached-elasticache client following nodes added and removed, ketama clients (npm memcached,
+ * pymemcache's HashClient, php-memcached with OPT_LIBKETAMA_COMPATIBLE) spreading keys and
+ * surviving a node's loss, and twemproxy (nutcracker) in front of three nodes,
+ * ejecting a node that was stopped and (with namespaces) one whose host vanished from the network.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -15,12 +16,21 @@ import path from 'node:path';
 import t from 'tap';
 import { nodeLine, parseNodeFile, parseNodeList, renderClusterConfig } from '../lib/cluster/config.js';
 import { cliPath, rawClient, type RawClient } from './helpers/daemon.js';
+import { loopbackHost, makeHosts, type Host } from './helpers/hosts.js';
 
 const require = createRequire(import.meta.url);
 const dir = mkdtempSync(path.join(tmpdir(), 'memshard-cluster-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 
 const settle = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const lab = makeHosts(4);
+t.teardown(() => lab.remove());
+t.comment(lab.kind === 'netns'
+  ? `hosts: network namespaces at ${lab.hosts.map((h) => h.address).join(', ')}`
+  : `hosts: loopback addresses (${lab.why})`);
+const HOSTS = lab.hosts.slice(0, 3).map((h) => h.address);
+const local = loopbackHost('127.0.0.1');
 
 t.test('the config payload, byte for byte', async (t) => {
   // ElastiCache's documented example: 136 bytes of version and node lines
@@ -38,9 +48,11 @@ interface Node {
   stop(): Promise<void>;
 }
 
-/** A memshard node on host:port (its own loopback address). */
-async function startNode(host: string, port: number, extra: string[] = []): Promise<Node> {
-  const child = spawn(process.execPath, [cliPath, '-l', host, '-p', String(port), '-t', '2', '-m', '32', '--metrics-port', '0', ...extra], { stdio: ['ignore', 'ignore', 'pipe'] });
+/** A memshard node on host's address and port. */
+async function startNode(on: Host, port: number, extra: string[] = []): Promise<Node> {
+  const host = on.address;
+  const run = on.command([process.execPath, cliPath, '-l', host, '-p', String(port), '-t', '2', '-m', '32', '--metrics-port', '0', ...extra]);
+  const child = spawn(run.file, run.args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   child.stderr.on('data', (d: Buffer) => (err += d.toString()));
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
@@ -75,8 +87,6 @@ async function freePortOn(host: string): Promise<number> {
   });
 }
 
-const HOSTS = ['127.0.0.2', '127.0.0.3', '127.0.0.4'];
-
 /** A node's curr_items (rawClient only reaches 127.0.0.1: the nodes are on other addresses). */
 async function itemsVia(node: Node): Promise<number> {
   return Number(/STAT curr_items (\d+)/.exec(await ask(node.host, node.port, 'stats\r\n', 'END\r\n'))?.[1]);
@@ -103,11 +113,11 @@ function ask(host: string, port: number, request: string, until: string): Promis
 }
 
 t.test('Auto Discovery: memcached-elasticache finds every node from one, and follows the file', async (t) => {
-  const ports = await Promise.all(HOSTS.map((h) => freePortOn(h)));
+  const ports = await Promise.all(lab.hosts.slice(0, 3).map(portOn));
   const file = path.join(dir, 'nodes');
   const entry = (i: number) => `node${i + 1}|${HOSTS[i]}|${ports[i]}`;
   writeFileSync(file, `# the cluster\n${entry(0)}\n${entry(1)}\n`);
-  const nodes = await Promise.all(HOSTS.map((h, i) => startNode(h, ports[i]!, ['--cluster-file', file])));
+  const nodes = await Promise.all(lab.hosts.slice(0, 3).map((h, i) => startNode(h, ports[i]!, ['--cluster-file', file])));
   t.teardown(() => Promise.all(nodes.map((n) => n.stop())));
   const reply = await ask(HOSTS[0]!, ports[0]!, 'config get cluster\r\n', 'END\r\n');
   t.equal(reply, renderClusterConfig(1, `${entry(0)} ${entry(1)}`), 'version 1, the file\'s two nodes');
@@ -155,33 +165,39 @@ t.test('Auto Discovery: memcached-elasticache finds every node from one, and fol
 
 t.test('Auto Discovery from DNS (--cluster-dns localhost) and without a cluster (ERROR, as memcached)', async (t) => {
   const port = await freePortOn('127.0.0.1');
-  const n = await startNode('127.0.0.1', port, ['--cluster-dns', `localhost:${port}`]);
+  const n = await startNode(local, port, ['--cluster-dns', `localhost:${port}`]);
   t.teardown(() => n.stop());
   t.match(await ask('127.0.0.1', port, 'config get cluster\r\n', 'END\r\n'), new RegExp(`^CONFIG cluster 0 \\d+\\r\\n1\\n(::1\\|::1\\|${port} )?127\\.0\\.0\\.1\\|127\\.0\\.0\\.1\\|${port}\\n\\r\\nEND\\r\\n$`));
   const plainPort = await freePortOn('127.0.0.1');
-  const plain = await startNode('127.0.0.1', plainPort);
+  const plain = await startNode(local, plainPort);
   t.teardown(() => plain.stop());
   t.equal(await ask('127.0.0.1', plainPort, 'config get cluster\r\n', '\r\n'), 'ERROR\r\n');
 });
 
 /**
- * Three nodes on their own addresses for the ketama and proxy tests, on 11211 when it is free
+ * Three nodes on their own hosts for the ketama and proxy tests, on 11211 when it is free
  * there: the ring, and so the spread, then depends on nothing random.
  */
 async function threeNodes(): Promise<Node[]> {
-  return Promise.all(HOSTS.map((h) => nodeOn(h)));
+  return Promise.all(lab.hosts.slice(0, 3).map((h) => nodeOn(h)));
+}
+
+/** A port to start a node on: 11211 in a host's own namespace, else a free one on its address. */
+async function portOn(host: Host): Promise<number> {
+  return lab.kind === 'netns' ? 11211 : freePortOn(host.address);
 }
 
 /** A node on host:11211, or on a free port when 11211 is taken there (also by a race). */
-async function nodeOn(host: string): Promise<Node> {
-  if (await portFree(host, 11211)) {
+async function nodeOn(host: Host): Promise<Node> {
+  if (lab.kind === 'netns' || await portFree(host.address, 11211)) {
     try {
       return await startNode(host, 11211);
-    } catch {
+    } catch (e) {
+      if (lab.kind === 'netns') throw e;
       // taken between the check and the bind: any port will do
     }
   }
-  return startNode(host, await freePortOn(host));
+  return startNode(host, await freePortOn(host.address));
 }
 
 function portFree(host: string, port: number): Promise<boolean> {
@@ -238,8 +254,7 @@ t.test('ketama clients (npm memcached, pymemcache HashClient, php-memcached): an
   t.ok(phpSpread.every((c) => Math.abs(c - even) / even <= 0.15), `php-memcached (libketama compatible): ${phpSpread.join(', ')} within 15% of ${even}`);
 
   // a fourth node joins: about a quarter of the keys now map to it (and miss there)
-  const fourthHost = '127.0.0.5';
-  const fourth = await nodeOn(fourthHost);
+  const fourth = await nodeOn(lab.hosts[3]!);
   t.teardown(() => fourth.stop());
   const grown = new Memcached([...servers, `${fourth.host}:${fourth.port}`], { retries: 0, timeout: 500, failures: 0, remove: true, poolSize: 4 });
   let moved = 0;
@@ -315,5 +330,20 @@ t.test('twemproxy (nutcracker, ketama, auto_eject_hosts) in front of three nodes
   let stored = 0;
   for (let i = 0; i < 50; i++) if ((await req(`set after${i} 0 0 1\r\nx\r\n`, '\r\n')) === 'STORED\r\n') stored++;
   t.equal(stored, 50, 'the dead node is ejected, traffic goes on');
+  if (lab.kind === 'netns') {
+    // a host that vanishes answers nothing at all: requests to it time out (2 s) until it is ejected
+    lab.hosts[1]!.setPlugged(false);
+    t.teardown(() => lab.hosts[1]!.setPlugged(true));
+    const timedOut: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      const r = await req(`set u${i} 0 0 1\r\nx\r\n`, '\r\n');
+      if (r !== 'STORED\r\n') timedOut.push(r.trim());
+    }
+    t.ok(timedOut.length >= 1 && timedOut.length <= 4, `requests to the unplugged host fail until it is ejected: ${JSON.stringify(timedOut)}`);
+    let last = 0;
+    for (let i = 0; i < 50; i++) if ((await req(`set v${i} 0 0 1\r\nx\r\n`, '\r\n')) === 'STORED\r\n') last++;
+    t.equal(last, 50, 'the one node left takes every key');
+    t.equal(await req('get v7\r\n', 'END\r\n'), 'VALUE v7 0 1\r\nx\r\nEND\r\n');
+  }
   await p.close();
 });
