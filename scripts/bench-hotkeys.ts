@@ -8,6 +8,7 @@
 //   npm run bench:hotkeys -- [--duration S] [--rounds N] [--threads T] [--json]
 import { HotKeyTracker } from '../lib/hotkeys/tracker.js';
 import { Op } from '../lib/protocol/command.js';
+import { seededRandom, zipfSampler } from './zipf.js';
 import { cpuBetween, ensureMcload, installCleanupHandlers, killAll, log, median, num, positiveNumber, runMain, runMcload, scriptOptions, startMemshard, textRequest, threadTicks, type Server } from './bench.js';
 
 /** Linux clock ticks per second (/proc's unit). */
@@ -25,23 +26,8 @@ const KEYS = 100_000;
 
 /** A seeded key-number generator: uniform, or zipf 0.99 (mcload's default exponent). */
 function picker(pattern: (typeof PATTERNS)[number]): () => number {
-  let x = 7;
-  const rnd = () => (x = (Math.imul(x, 1103515245) + 12345) >>> 0) / 2 ** 32;
-  if (pattern === 'uniform') return () => Math.floor(rnd() * KEYS);
-  const cdf = new Float64Array(KEYS);
-  let sum = 0;
-  for (let i = 0; i < KEYS; i++) cdf[i] = sum += 1 / (i + 1) ** 0.99;
-  return () => {
-    const u = rnd() * sum;
-    let lo = 0;
-    let hi = KEYS - 1;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (cdf[mid]! < u) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
-  };
+  const rnd = seededRandom(7);
+  return pattern === 'uniform' ? () => Math.floor(rnd() * KEYS) : zipfSampler(KEYS, 0.99, rnd);
 }
 
 /** ns per HotKeyTracker.record over n commands of `pattern` keys (key:<n>), best of 3. */

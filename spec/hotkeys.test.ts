@@ -8,33 +8,11 @@ import { hotKeyRows, hotKeysTop, mergeHotReports, printableKey } from '../lib/ho
 import { mergeSummaries, SpaceSaving, type SketchSummary } from '../lib/hotkeys/sketch.js';
 import { EPOCH_SECONDS, HotKeyTracker, REPORT_ENTRIES } from '../lib/hotkeys/tracker.js';
 import { Op } from '../lib/protocol/command.js';
+import { seededRandom, zipfSampler } from '../scripts/zipf.js';
 
-/** A seeded Zipf(s) sampler over n keys (inverse CDF by binary search). */
+/** A seeded Zipf(s) sampler over n keys. */
 function zipf(n: number, s: number, seed: number): () => number {
-  const cdf = new Float64Array(n);
-  let sum = 0;
-  for (let i = 0; i < n; i++) cdf[i] = sum += 1 / (i + 1) ** s;
-  let x = seed >>> 0;
-  const rnd = (): number => {
-    // xorshift32
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 2 ** 32;
-  };
-  return () => {
-    const u = rnd() * sum;
-    let lo = 0;
-    let hi = n - 1;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (cdf[mid]! < u) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
-  };
+  return zipfSampler(n, s, seededRandom(seed));
 }
 
 /** The stream as keys and its exact counts. */
