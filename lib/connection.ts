@@ -68,6 +68,8 @@ const BUDGET_FLOOR_BYTES = 64 * 1024;
 const TURN_BYTES = 256 * 1024;
 /** Stop reading from a client whose unparsed requests (beyond the value being read) pass this. */
 const MAX_UNPARSED_BYTES = 1024 * 1024;
+/** Ready replies of this many bytes go out in one writev instead of being joined first. */
+const WRITEV_BYTES = 32 * 1024;
 
 /** Marks the reply slot after which the connection closes (quit). */
 const CLOSE_MARK = Buffer.alloc(0);
@@ -582,6 +584,22 @@ export class Connection {
     };
   }
 
+  /**
+   * Replies as one socket write: joined when small, handed to one writev when large (values of
+   * kilobytes, already copied once out of the store, are not copied again to be joined).
+   */
+  private writeAll(ready: Buffer[], bytes: number): void {
+    if (ready.length === 1) {
+      this.socket.write(ready[0]!);
+    } else if (bytes < WRITEV_BYTES) {
+      this.socket.write(Buffer.concat(ready, bytes));
+    } else {
+      this.socket.cork();
+      for (const r of ready) if (r.length > 0) this.socket.write(r);
+      this.socket.uncork();
+    }
+  }
+
   /** Write the ready prefix of the reply queue as one socket write. */
   flushReplies(): void {
     const replies = this.replies;
@@ -610,9 +628,8 @@ export class Connection {
     this.unsentBytes -= bytes;
     if (close) ready.pop();
     if (bytes > 0 && !this.socket.destroyed) {
-      const out = ready.length === 1 ? ready[0]! : Buffer.concat(ready, bytes);
       this.host.countWritten(bytes);
-      this.socket.write(out);
+      this.writeAll(ready, bytes);
     }
     this.recountHeld();
     if (close) {
