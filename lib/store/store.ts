@@ -150,10 +150,10 @@ export class Store {
    */
   constructor(sab: SharedArrayBuffer, cfg: StoreConfig, clock: Clock, attach = false) {
     const L = computeLayout(cfg);
+    const m = (this.m = new ShardMemory(sab, L)); // refuses a buffer smaller than the layout
     if (!(cfg.shardCount >= 1) || !(cfg.shardIndex >= 0) || cfg.shardIndex >= cfg.shardCount) {
       throw new RangeError('bad shardIndex / shardCount');
     }
-    const m = (this.m = new ShardMemory(sab, L));
     this.clock = clock;
     this.itemSizeMax = cfg.itemSizeMax;
     this.memcachedLadder = slabLadder(ITEM_HEADER_BYTES, cfg.minChunk, cfg.memcachedGrowthFactor ?? cfg.growthFactor, PAGE_SIZE_MAX);
