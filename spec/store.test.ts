@@ -167,6 +167,21 @@ t.test('CAS values: unique, increasing, distinct across shards, kept across re-i
   t.equal(cas2 % 2, 1, 'shard 0 of 2 hands out odd CAS values');
 });
 
+t.test('store and incrDecr answer with the store\'s one result object', async (t) => {
+  const { store } = make();
+  const a = store.store(Mode.Set, k('a'), 0, 0, k('1'), 0);
+  t.equal(a.status, Status.Stored);
+  t.equal(a.ref, store.get(k('a')));
+  const b = store.store(Mode.Add, k('a'), 0, 0, k('2'), 0);
+  t.equal(b, a, 'the same object: nothing allocated per command');
+  t.equal(b.status, Status.NotStored);
+  t.equal(b.ref, 0, 'no ref when nothing was stored');
+  const c = store.incrDecr(k('a'), true, 4n);
+  t.same([c.status, c.number, c.ref], [Status.Ok, 5n, store.get(k('a'))]);
+  const d = store.incrDecr(k('zz'), true, 1n);
+  t.same([d.status, d.number, d.ref], [Status.NotFound, 0n, 0], 'a miss leaves no number or ref behind');
+});
+
 t.test('incr / decr', async (t) => {
   const { store } = make();
   const n = k('n');

@@ -112,11 +112,7 @@ const MEMCACHED_CHUNK_MAX = 512 * 1024;
 const FETCH_OF: readonly FetchResult[] = [Fetch.Found, Fetch.Flushed, Fetch.Expired];
 
 /** The one result object of a Store, writable inside it. */
-interface MutableResult {
-  status: StatusCode;
-  ref: number;
-  number: bigint;
-}
+type MutableResult = { -readonly [K in keyof StoreResult]: StoreResult[K] };
 
 export class Store {
   static byteLength(cfg: StoreConfig): number {
