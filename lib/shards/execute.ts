@@ -108,17 +108,18 @@ export class CommandExecutor {
       }
       case Op.Incr:
       case Op.Decr: {
-        let status = store.incrDecr(req.key, req.op === Op.Incr, req.delta, req.cas);
-        let result = store.lastNumber;
+        let r = store.incrDecr(req.key, req.op === Op.Incr, req.delta, req.cas);
+        let status: StatusCode = r.status;
+        let result = r.number;
         if (status === Status.NotFound && bin.create) {
-          status = store.store(Mode.Add, req.key, 0, req.exptime, Buffer.from(String(bin.initial), 'latin1'), 0);
+          r = store.store(Mode.Add, req.key, 0, req.exptime, Buffer.from(String(bin.initial), 'latin1'), 0);
+          status = r.status === Status.NotStored ? Status.Exists : r.status;
           result = bin.initial;
-          if (status === Status.NotStored) status = Status.Exists;
         }
         if (status === Status.Ok || status === Status.Stored) {
           const value = Buffer.allocUnsafe(8);
           value.writeBigUInt64BE(result, 0);
-          ok(store.casOf(store.lastRef), null, null, value);
+          ok(store.casOf(r.ref), null, null, value);
           return;
         }
         fail(BINARY_STATUS[status] ?? BinStatus.NotFound);
@@ -133,8 +134,8 @@ export class CommandExecutor {
         if (mode === undefined) return fail(BinStatus.UnknownCommand);
         // memcached: any binary store with a CAS is a compare-and-swap
         if (req.cas !== 0 && (mode === Mode.Set || mode === Mode.Add || mode === Mode.Replace)) mode = Mode.Cas;
-        const status = store.store(mode, req.key, req.flags, req.exptime, req.value ?? NO_VALUE, req.cas);
-        if (status === Status.Stored) ok(store.casOf(store.lastRef), null, null, null);
+        const { status, ref } = store.store(mode, req.key, req.flags, req.exptime, req.value ?? NO_VALUE, req.cas);
+        if (status === Status.Stored) ok(store.casOf(ref), null, null, null);
         // memcached (complete_update_bin): a refused add means the key exists, a refused replace that it is missing
         else if (status === Status.NotStored && mode === Mode.Add) fail(BinStatus.Exists);
         else if (status === Status.NotStored && mode === Mode.Replace) fail(BinStatus.NotFound);
@@ -164,12 +165,12 @@ export class CommandExecutor {
         return this.status(req, store.touch(req.key, req.exptime));
       case Op.Incr:
       case Op.Decr: {
-        const status = store.incrDecr(req.key, req.op === Op.Incr, req.delta);
-        if (status === Status.Ok) {
-          if (!req.noreply) this.out.ascii(`${store.lastNumber}\r\n`);
+        const r = store.incrDecr(req.key, req.op === Op.Incr, req.delta);
+        if (r.status === Status.Ok) {
+          if (!req.noreply) this.out.ascii(`${r.number}\r\n`);
           return;
         }
-        return this.status(req, status);
+        return this.status(req, r.status);
       }
       case Op.SetTooLarge:
         store.refuseTooLarge(req.key, req.flags === 1);
@@ -177,7 +178,7 @@ export class CommandExecutor {
       default: {
         const mode = STORE_MODE[req.op];
         if (mode === undefined) return;
-        return this.status(req, store.store(mode, req.key, req.flags, req.exptime, req.value ?? NO_VALUE, req.cas));
+        return this.status(req, store.store(mode, req.key, req.flags, req.exptime, req.value ?? NO_VALUE, req.cas).status);
       }
     }
   }

@@ -167,7 +167,7 @@ export class MetaExecutor {
     const store = this.store;
     const mode = setMode(m);
     const creates = mode === Mode.AppendOrCreate || mode === Mode.PrependOrCreate;
-    const status = store.store(mode, key, m.clientFlags, creates ? m.vivifyTtl : m.ttl, value, has(m, MetaBit.CompareCas) ? m.compareCas : 0, {
+    const { status, ref } = store.store(mode, key, m.clientFlags, creates ? m.vivifyTtl : m.ttl, value, has(m, MetaBit.CompareCas) ? m.compareCas : 0, {
       newCas: has(m, MetaBit.NewCas) ? m.newCas : 0,
       allowStale: has(m, MetaBit.Invalidate) && mode === Mode.Cas,
       keyBinary: has(m, MetaBit.Base64Key),
@@ -186,10 +186,10 @@ export class MetaExecutor {
           line += keyToken(key, has(m, MetaBit.Base64Key));
           break;
         case 'c':
-          line += ` c${stored ? store.casOf(store.lastRef) : 0}`;
+          line += ` c${stored ? store.casOf(ref) : 0}`;
           break;
         case 's':
-          line += ` s${stored ? store.valueLength(store.lastRef) : value.length}`;
+          line += ` s${stored ? store.valueLength(ref) : value.length}`;
           break;
       }
     }
@@ -233,14 +233,14 @@ export class MetaExecutor {
     const store = this.store;
     const incr = m.mode !== 0x44 && m.mode !== 0x2d; // D and - decrement
     const vivify = has(m, MetaBit.Vivify);
-    const status = store.incrDecr(key, incr, m.delta, has(m, MetaBit.CompareCas) ? m.compareCas : 0, !vivify);
+    const result = store.incrDecr(key, incr, m.delta, has(m, MetaBit.CompareCas) ? m.compareCas : 0, !vivify);
     let ref = 0;
     let created = false;
     let number = 0n;
-    switch (status) {
+    switch (result.status) {
       case Status.Ok:
-        ref = store.lastRef;
-        number = store.lastNumber;
+        ref = result.ref;
+        number = result.number;
         if (has(m, MetaBit.NewCas)) store.setCas(ref, m.newCas);
         break;
       case Status.NonNumeric:
