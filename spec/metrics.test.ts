@@ -518,7 +518,13 @@ t.test('defaults: port 9150 on the -l address', async (t) => {
     return;
   }
   t.match(body, /^memcached_up 1$/m, 'serves /metrics on 9150 by default');
-  t.same(listeningSockets(child.pid!), [`0100007F:9150`, `0100007F:${port}`].sort(), 'both listeners on the -l address (127.0.0.1) only');
+  // /metrics listens before the serving threads do: give the memcached port its moment
+  const both = [`0100007F:9150`, `0100007F:${port}`].sort();
+  let listening = listeningSockets(child.pid!);
+  for (const deadline = Date.now() + 10_000; listening.length < both.length && Date.now() < deadline; listening = listeningSockets(child.pid!)) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  t.same(listening, both, 'both listeners on the -l address (127.0.0.1) only');
 });
 
 t.test('a bad --metrics-port value exits 64 naming the flag', async (t) => {

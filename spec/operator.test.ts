@@ -103,6 +103,18 @@ t.test('slabs reassign moves a page per shard; slabs automove 0 stops the automa
   t.equal(await line(c, `slabs reassign -1 ${poor}`), 'OK', '-1: any class with pages to spare');
 });
 
+t.test('slabs reassign -1 with no class to spare a page: BADCLASS, as memcached (never the free pool)', async (t) => {
+  const want = 'BADCLASS invalid src or dst class id';
+  for (const server of [await startMemcached(['-m', '64']), await startDaemon(['-t', '2', '-m', '64'])]) {
+    t.teardown(() => server.stop());
+    const c = await rawClient(server.port);
+    t.equal(await line(c, 'slabs reassign -1 5'), want, 'a fresh cache');
+    t.equal(await line(c, 'set a 0 0 1\r\nx'), 'STORED');
+    t.equal(await line(c, 'slabs reassign -1 5'), want, 'one class with one page');
+    await c.close();
+  }
+});
+
 t.test('cache_memlimit shrinks and grows a running cache; -L fixes it', async (t) => {
   const ms = await startDaemon(['-t', '2', '-m', '32']);
   t.teardown(() => ms.stop());

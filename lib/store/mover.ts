@@ -29,11 +29,12 @@ export class Mover {
 
   /**
    * `slabs reassign src dst`: moves one page of class src (evicting its items) to class dst, or to
-   * the free pool when dst is 0; src -1 picks the class with the most pages.
+   * the free pool when dst is 0; src -1 picks the class with the most pages, among those with a
+   * page to spare (none: BADCLASS, as memcached's pick-any answers; never the free pool).
    */
   reassign(src: number, dst: number): ReassignResult {
     if (src === dst) return 'same';
-    const from = src === -1 ? this.richestClass(dst) : src;
+    const from = src === -1 ? this.spareClass(dst) : src;
     const valid = (c: number): boolean => Number.isInteger(c) && c >= 0 && c <= this.m.classCount;
     if (!valid(from) || !valid(dst)) return 'badclass';
     const allocator = this.allocator;
@@ -139,6 +140,12 @@ export class Mover {
   private pageToTake(v: number): number {
     const t = this.lru.oldest(v);
     return t !== 0 ? this.allocator.pageOf(t) : this.allocator.firstPageOf(v);
+  }
+
+  /** The class with the most pages other than `except`, if it has a page to spare; else -1. */
+  private spareClass(except: number): number {
+    const v = this.richestClass(except);
+    return v !== 0 && this.allocator.pagesOf(v) >= 2 ? v : -1;
   }
 
   /** The class with the most pages (ties: the oldest data), other than `except`; 0 if none has one. */

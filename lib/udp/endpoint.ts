@@ -234,7 +234,7 @@ class Exchange implements ConnectionHost {
     const host = this.thread;
     this.binary = host.protocol === 'auto' ? payload[0] === REQUEST_MAGIC : host.protocol === 'binary';
     // Connection uses on('data'|'drain'|'close'), pause, resume, writableLength, destroyed, write,
-    // end, setNoDelay and destroy of its socket: ReplySocket has exactly those
+    // cork, uncork, end, setNoDelay and destroy of its socket: ReplySocket has exactly those
     new UdpConnection(this.socket as unknown as Socket, this, this.endpoint.id, this);
     this.socket.emit('data', payload);
     this.inputDone = true;
@@ -492,6 +492,11 @@ class ReplySocket extends EventEmitter {
     if (!this.destroyed) this.exchange.onWrite(chunk);
     return true;
   }
+
+  /** Large replies come as several writes between cork and uncork; the exchange frames any split. */
+  cork(): void {}
+
+  uncork(): void {}
 
   /** After quit: the rest of the datagram is not read (memcached drops it too). */
   end(): this {
