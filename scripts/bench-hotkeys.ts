@@ -8,7 +8,7 @@
 //   npm run bench:hotkeys -- [--duration S] [--rounds N] [--threads T] [--json]
 import { HotKeyTracker } from '../lib/hotkeys/tracker.js';
 import { Op } from '../lib/protocol/command.js';
-import { seededRandom, zipfSampler } from './zipf.js';
+import { seededRandom, zipfSampler } from './random.js';
 import { cpuBetween, ensureMcload, installCleanupHandlers, killAll, log, median, num, positiveNumber, runMain, runMcload, scriptOptions, startMemshard, textRequest, threadTicks, type Server } from './bench.js';
 
 /** Linux clock ticks per second (/proc's unit). */

@@ -4,20 +4,8 @@
  */
 import t from 'tap';
 import { Parsed, TextParser } from '../lib/protocol/text.js';
+import { seededRandom } from '../scripts/random.js';
 import { rawClient, startDaemon } from './helpers/daemon.js';
-
-/** xorshift32: deterministic, so a failure can be replayed. */
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 0x100000000;
-  };
-}
 
 const FRAGMENTS = [
   'get ', 'gets ', 'gat ', 'set ', 'add ', 'cas ', 'append ', 'incr ', 'decr ', 'delete ', 'touch ', 'flush_all',
@@ -43,7 +31,7 @@ function randomRequest(next: () => number): Buffer {
 }
 
 t.test('the parser never throws and always makes progress', async (t) => {
-  const next = rng(12345);
+  const next = seededRandom(12345);
   const parser = new TextParser(1024 * 1024);
   const seen = new Set<number>();
   for (let i = 0; i < 20_000; i++) {
@@ -68,7 +56,7 @@ t.test('garbage over sockets does not hurt the server or other clients', async (
   keeper.send('set precious 7 0 6\r\nsafe!!\r\n');
   t.equal(await keeper.readUntil('\r\n'), 'STORED\r\n');
 
-  const next = rng(777);
+  const next = seededRandom(777);
   await Promise.all(
     Array.from({ length: 20 }, async () => {
       const c = await rawClient(d.port);

@@ -15,6 +15,7 @@ import { parseMetaLine } from '../lib/protocol/meta.js';
 import { Errors, Parsed, parseI32, parseU32, parseU64, TextParser } from '../lib/protocol/text.js';
 import { readResponse, request, Status, storeExtras } from './helpers/binary.js';
 import { memcachedBin, rawClient, startDaemon, startMemcached, type Daemon, type RawClient } from './helpers/daemon.js';
+import { seededRandom } from '../scripts/random.js';
 
 const MAX_VALUE = 1024 * 1024;
 const BAD = 'CLIENT_ERROR bad command line format';
@@ -107,13 +108,8 @@ t.test('a storage block over -I is refused without being buffered', async (t) =>
 });
 
 t.test('random storage lines: a readable length always gets its block consumed', async (t) => {
-  let x = 2463534242;
-  const next = (n: number) => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) % n;
-  };
+  const rnd = seededRandom(2463534242);
+  const next = (n: number) => Math.floor(rnd() * 2 ** 32) % n;
   const numbers = ['0', '13', '+13', '-13', '-0', '0013', '13x', '-1', '2147483648', '4294967296', '4294967309',
     '99999999999999999999', '\t13', '13\t', '+', '-', 'x'];
   const commands = ['set', 'add', 'replace', 'append', 'prepend', 'cas'];
@@ -151,13 +147,8 @@ t.test('binary: a declared body is checked on the header alone, never waited for
     const bp = new BinaryParser(MAX_VALUE, sasl);
     return { bp, kind: bp.parse(h, 0, h.length) };
   };
-  let x = 88172645;
-  const rand = () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return x >>> 0;
-  };
+  const rnd = seededRandom(88172645);
+  const rand = () => Math.floor(rnd() * 2 ** 32);
   let over = 0;
   for (let i = 0; i < 20000; i++) {
     const r = rand();

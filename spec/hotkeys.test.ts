@@ -8,7 +8,7 @@ import { hotKeyRows, hotKeysTop, mergeHotReports, printableKey } from '../lib/ho
 import { mergeSummaries, SpaceSaving, type SketchSummary } from '../lib/hotkeys/sketch.js';
 import { EPOCH_SECONDS, HotKeyTracker, REPORT_ENTRIES } from '../lib/hotkeys/tracker.js';
 import { Op } from '../lib/protocol/command.js';
-import { seededRandom, zipfSampler } from '../scripts/zipf.js';
+import { seededRandom, zipfSampler } from '../scripts/random.js';
 
 /** A seeded Zipf(s) sampler over n keys. */
 function zipf(n: number, s: number, seed: number): () => number {

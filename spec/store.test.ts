@@ -6,6 +6,7 @@ import { readShardStats } from '../lib/store/stats.js';
 import { computeLayout, ITEM_HEADER_BYTES } from '../lib/store/layout.js';
 import { pageSizeFor } from '../lib/store/slabs.js';
 import { DEFAULT_TUNING } from '../lib/store/tuning.js';
+import { seededRandom } from '../scripts/random.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -410,15 +411,6 @@ t.test('allocation reuses expired items at the LRU tail before evicting', async 
   t.equal(stats().classes[0]!.evicted_nonzero, 0);
 });
 
-function xorshift(seed: number) {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 2 ** 32;
-  };
-}
 
 t.test('16 pages, 100k sets of 100 B .. 100 KB: always stored, never over budget', async (t) => {
   const cfg = cfgOf({ memoryBytes: 16 * MiB });
@@ -427,7 +419,7 @@ t.test('16 pages, 100k sets of 100 B .. 100 KB: always stored, never over budget
   t.equal(sab.byteLength, L.byteLength);
   const clock = new FakeClock();
   const store = new Store(sab, cfg, clock);
-  const rnd = xorshift(42);
+  const rnd = seededRandom(42);
   const pool = new Uint8Array(200 * KiB).map(() => Math.floor(rnd() * 256));
   const written = new Map<string, [number, number]>(); // key -> [offset in pool, length]
   let failures = 0;
@@ -613,7 +605,7 @@ function checkAccounting(t: Test, sab: SharedArrayBuffer, cfg: StoreConfig, now:
 }
 
 function randomBytes(n: number, seed: number): Uint8Array {
-  const rnd = xorshift(seed);
+  const rnd = seededRandom(seed);
   const out = new Uint8Array(n);
   for (let i = 0; i < n; i++) out[i] = Math.floor(rnd() * 256);
   return out;
@@ -800,7 +792,7 @@ t.test('mixed small and chained items under page pressure: invariants hold, budg
   const sab = new SharedArrayBuffer(Store.byteLength(cfg));
   const clock = new FakeClock();
   const store = new Store(sab, cfg, clock);
-  const rnd = xorshift(99);
+  const rnd = seededRandom(99);
   const pool = randomBytes(400 * KiB, 5);
   const written = new Map<string, [number, number]>();
   let failures = 0;
@@ -852,7 +844,7 @@ t.test('retention: 16 MB, 40k values of 100 B .. 100 KB: smaller pages keep far 
     const sab = new SharedArrayBuffer(Store.byteLength(cfg));
     const clock = new FakeClock();
     const store = new Store(sab, cfg, clock);
-    const rnd = xorshift(2024);
+    const rnd = seededRandom(2024);
     const pool = randomBytes(110 * KiB, 11);
     const n = 40_000;
     for (let i = 0; i < n; i++) {
@@ -890,7 +882,7 @@ t.test('a steady mixed-size cache-aside load: the slab mover (slab_automove=1) c
   const OPS = 600_000; // 300 seconds of the store's clock: ten of the mover's windows
   const run = (automove: number) => {
     const { store, stats, clock } = make({ pageSize, memoryBytes: PAGES * pageSize, itemSizeMax: MiB, tuning: { ...DEFAULT_TUNING, automove } });
-    const rnd = xorshift(7);
+    const rnd = seededRandom(7);
     const value = new Uint8Array(2000).fill(0x61);
     // a Zipf-like key choice over 20,000 keys, each key with a fixed size of 100-2000 B
     const sizeOf = (n: number) => 100 + (((n * 2654435761) >>> 0) % 1901);

@@ -5,6 +5,7 @@
  */
 import net from 'node:net';
 import t from 'tap';
+import { seededRandom } from '../scripts/random.js';
 import { rawClient, startDaemon, startMemcached, type Daemon, type RawClient } from './helpers/daemon.js';
 
 /** What must differ between two servers: the clock, event ids, descriptors and client ports. */
@@ -27,19 +28,10 @@ function normalise(lines: string): string[] {
     .map((l) => l.replace(/^ts=\d+\.\d+ gid=\d+ /, '').replace(/ cfd=-?\d+/, '').replace(/ rport=\d+/, ''));
 }
 
-function xorshift(seed: number): () => number {
-  let x = seed;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 2 ** 32;
-  };
-}
 
 /** A seeded sequence of text commands over a few keys, each answered with one line or a value block. */
 function commands(seed: number, count: number): string[] {
-  const rnd = xorshift(seed);
+  const rnd = seededRandom(seed);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
   // keys of their own per seed: a key left by an earlier sequence would be flushed or not
   // depending on the second it was stored in (memcached unlinks only the current second's items)

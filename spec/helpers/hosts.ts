@@ -76,6 +76,8 @@ export function makeHosts(count: number): Hosts {
       ['-n', ns, 'addr', 'add', `${address}/24`, 'dev', inner],
       ['-n', ns, 'link', 'set', inner, 'up'],
       ['-n', ns, 'link', 'set', 'lo', 'up'],
+      // a container may let a namespace be made but not entered (no mount rights for /sys)
+      ['netns', 'exec', ns, 'true'],
     ];
     made.push({ ns, link: outer });
     let failed: string | null = null;

@@ -1,4 +1,5 @@
-// Seeded key-number generators for benches and tests: the same stream from the same seed.
+// Seeded generators for benches and tests: the same stream from the same seed, so a failure or a
+// run can be replayed.
 
 /** A seeded xorshift32 generator of numbers in [0, 1). */
 export function seededRandom(seed: number): () => number {
