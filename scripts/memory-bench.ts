@@ -1,6 +1,7 @@
 // Memory and hit-ratio rows of `npm run bench` (memshard's defaults vs memcached -t 2, same run),
 // and the fill that scripts/memfill.ts also runs:
-//   fill:  -m 64, 200,000 sets of 100-2000 B: items kept, RSS idle and after, value bytes per MB of RSS
+//   fill:  -m 64, 200,000 sets of 100-2000 B: items kept, RSS idle (1 s after start, and settled) and
+//          after, value bytes per MB of RSS
 //   cache: -m 64, cache-aside (get; set on a miss) over 600,000 Zipf 0.99 keys of 100-2000 B: hit ratio
 //   peak:  -m 64 filled with 100 B - 100 KB values: peak RSS over idle
 //   large: -m 1024 filled with 100-10000 B values: RSS against memcached's
@@ -9,6 +10,8 @@ import { log, num, runMcload, sleep, startMemcached, startMemshard, textRequest,
 
 export const MIN_VALUE = 100;
 export const MAX_VALUE = 102400;
+/** How long the fill row's servers stay idle for the settled reading (V8's memory reducer runs ~20 s in). */
+const SETTLE_MS = 25_000;
 
 /** VmRSS of a process in bytes, or NaN if it is gone. */
 function rssBytes(pid: number): number {
@@ -25,6 +28,8 @@ export interface FillReport {
   ok: boolean;
   problems: string[];
   idleMb: number;
+  /** RSS after `settleMs` more of idleness (V8 shrinks its heaps some 20 s after start); NaN if not asked. */
+  settledIdleMb: number;
   peakMb: number;
   finalMb: number;
   growthMb: number;
@@ -38,7 +43,10 @@ export interface FillReport {
 
 export const mb = (b: number) => b / (1024 * 1024);
 
-/** Start a server, fill it with `requests` unique keys of `valueSize` bytes (mcload's range), sampling its RSS every 100 ms. */
+/**
+ * Start a server, fill it with `requests` unique keys of `valueSize` bytes (mcload's range), sampling its RSS every 100 ms;
+ * with settleMs, first also read its RSS after that long idle.
+ */
 export async function fill(
   start: () => Promise<Server>,
   label: string,
@@ -46,10 +54,11 @@ export async function fill(
   requests: number,
   pipeline: number,
   valueSize: string,
+  settleMs = 0,
 ): Promise<FillReport> {
   const problems: string[] = [];
   const report: FillReport = {
-    server: label, ok: false, problems, idleMb: NaN, peakMb: NaN, finalMb: NaN, growthMb: NaN,
+    server: label, ok: false, problems, idleMb: NaN, settledIdleMb: NaN, peakMb: NaN, finalMb: NaN, growthMb: NaN,
     errors: NaN, fillSets: NaN, retained: NaN, retainedRatio: NaN, retainedMb: NaN, seconds: NaN,
   };
   let server: Server;
@@ -63,6 +72,10 @@ export async function fill(
     log(`${label}: pid ${server.pid}, port ${server.port}, version ${server.version}`);
     await sleep(1000);
     const idle = rssBytes(server.pid);
+    if (settleMs > 0) {
+      await sleep(settleMs);
+      report.settledIdleMb = mb(rssBytes(server.pid));
+    }
     let peak = idle;
     const timer = setInterval(() => {
       const r = rssBytes(server.pid);
@@ -160,13 +173,14 @@ export async function memoryBench(o: MemoryBenchOptions): Promise<{ lines: strin
   lines.push('| row | measure | memcached | memshard | ratio |', '|---|---|---:|---:|---:|');
   const fills: Record<string, FillReport> = {};
   for (const role of ['memcached', 'memshard'] as const) {
-    fills[role] = await fill(servers[role](64), `${role} -m 64`, o.mcload, 200_000, 8, '100-2000');
+    fills[role] = await fill(servers[role](64), `${role} -m 64`, o.mcload, 200_000, 8, '100-2000', SETTLE_MS);
     check(fills[role]);
   }
   const [mc, ms] = [fills['memcached']!, fills['memshard']!];
   const perMbRss = (r: FillReport) => (r.retainedMb * 1024) / r.finalMb;
   lines.push(`| fill -m 64, 200k x 100-2000 B | items kept | ${f(mc.retained, 0)} | ${f(ms.retained, 0)} | ${f(ms.retained / mc.retained, 3)} |`);
-  lines.push(`| | RSS idle MB | ${f(mc.idleMb)} | ${f(ms.idleMb)} | |`);
+  lines.push(`| | RSS idle MB (1 s after start) | ${f(mc.idleMb)} | ${f(ms.idleMb)} | |`);
+  lines.push(`| | RSS idle MB (${SETTLE_MS / 1000} s later) | ${f(mc.settledIdleMb)} | ${f(ms.settledIdleMb)} | |`);
   lines.push(`| | RSS after fill MB (over idle) | ${f(mc.finalMb)} (+${f(mc.finalMb - mc.idleMb)}) | ${f(ms.finalMb)} (+${f(ms.finalMb - ms.idleMb)}) | |`);
   lines.push(`| | value KB per MB of RSS | ${f(perMbRss(mc), 0)} | ${f(perMbRss(ms), 0)} | ${f(perMbRss(ms) / perMbRss(mc), 2)} |`);
 
