@@ -1,22 +1,6 @@
 import t from 'tap';
-import { C, S, WARM } from '../lib/store/layout.js';
-import type { StoreTuning } from '../lib/store/tuning.js';
-import { IF_ACTIVE } from '../lib/store/layout.js';
-import { key, putItem, smallShard } from './helpers/shard.js';
-
-/** A shard whose 4 pages hold 8 items of the largest class (class 5, 2 a page), k0 the oldest. */
-function full(tuning: Partial<StoreTuning> = {}) {
-  const s = smallShard({}, tuning);
-  const refs: number[] = [];
-  for (let i = 0; i < 8; i++) {
-    refs.push(putItem(s, `k${i}`, 'x'.repeat(1900)));
-    s.m.now++;
-  }
-  const find = (k: string): number => s.index.find(key(k), s.index.hash(key(k)));
-  const stat = (cls: number, name: keyof typeof S): number => s.m.f64[s.m.classStats(cls) + S[name]]!;
-  const counter = (name: keyof typeof C): number => s.m.f64[s.m.counters + C[name]]!;
-  return { ...s, refs, find, stat, counter };
-}
+import { C, IF_ACTIVE, WARM } from '../lib/store/layout.js';
+import { fullShard, smallShard } from './helpers/shard.js';
 
 t.test('free memory first: no reclaim, no eviction', async (t) => {
   const s = smallShard();
@@ -26,7 +10,7 @@ t.test('free memory first: no reclaim, no eviction', async (t) => {
 });
 
 t.test('a full class evicts its least recently used item', async (t) => {
-  const s = full();
+  const s = fullShard();
   t.notOk(s.refs.includes(0), 'all 8 stored');
   t.equal(s.allocator.take(5), 0, 'nothing free');
   const r = s.evictor.chunkFor(5);
@@ -38,7 +22,7 @@ t.test('a full class evicts its least recently used item', async (t) => {
 });
 
 t.test('a dead item near the tail is reused before anything is evicted', async (t) => {
-  const s = full();
+  const s = fullShard();
   s.items.setExptime(s.refs[2]!, 1);
   const r = s.evictor.chunkFor(5);
   t.equal(r, s.refs[2]);
@@ -48,7 +32,7 @@ t.test('a dead item near the tail is reused before anything is evicted', async (
 });
 
 t.test('an active item at the COLD tail gets a second chance', async (t) => {
-  const s = full({ segmented: false });
+  const s = fullShard({ segmented: false });
   s.items.setItemFlags(s.refs[0]!, s.items.itemFlags(s.refs[0]!) | IF_ACTIVE);
   t.equal(s.evictor.chunkFor(5), s.refs[1], 'the next one goes');
   t.equal(s.find('k0'), s.refs[0]);
@@ -56,14 +40,14 @@ t.test('an active item at the COLD tail gets a second chance', async (t) => {
 });
 
 t.test('-M: out of memory instead of evicting', async (t) => {
-  const s = full({ evict: false });
+  const s = fullShard({ evict: false });
   t.equal(s.evictor.chunkFor(5), 0);
   t.equal(s.stat(5, 'outofmemory'), 1);
   t.equal(s.find('k0'), s.refs[0]);
 });
 
 t.test('a class without a page takes one from another class', async (t) => {
-  const s = full();
+  const s = fullShard();
   const r = s.evictor.chunkFor(1);
   t.not(r, 0);
   t.equal(s.allocator.pagesOf(1), 1);

@@ -1,23 +1,9 @@
 import t from 'tap';
-import { C, H_AUTOMOVE_SECOND, H_AUTOMOVE_TICKS, S } from '../lib/store/layout.js';
-import type { StoreTuning } from '../lib/store/tuning.js';
-import { key, putItem, smallShard } from './helpers/shard.js';
-
-/** 8 items of class 5 over the 4 pages, k0 the oldest. */
-function full(tuning: Partial<StoreTuning> = {}) {
-  const s = smallShard({}, tuning);
-  const refs: number[] = [];
-  for (let i = 0; i < 8; i++) {
-    refs.push(putItem(s, `k${i}`, 'x'.repeat(1900)));
-    s.m.now++;
-  }
-  const find = (k: string): number => s.index.find(key(k), s.index.hash(key(k)));
-  const counter = (name: keyof typeof C): number => s.m.f64[s.m.counters + C[name]]!;
-  return { ...s, refs, find, counter };
-}
+import { H_AUTOMOVE_SECOND, H_AUTOMOVE_TICKS, S } from '../lib/store/layout.js';
+import { fullShard, putItem, smallShard } from './helpers/shard.js';
 
 t.test('slabs reassign: refusals', async (t) => {
-  const s = full();
+  const s = fullShard();
   t.equal(s.mover.reassign(1, 1), 'same');
   t.equal(s.mover.reassign(99, 1), 'badclass');
   t.equal(s.mover.reassign(5, 1.5), 'badclass');
@@ -27,7 +13,7 @@ t.test('slabs reassign: refusals', async (t) => {
 });
 
 t.test('slabs reassign moves the page with the oldest data, evicting its items', async (t) => {
-  const s = full();
+  const s = fullShard();
   // page 0 gets the newest data: the oldest is now on page 1
   s.links.remove(s.refs[0]!);
   s.links.remove(s.refs[1]!);
@@ -49,7 +35,7 @@ t.test('slabs reassign moves the page with the oldest data, evicting its items',
 });
 
 t.test('to and from the pool; -1 picks the class with the most pages', async (t) => {
-  const s = full();
+  const s = fullShard();
   t.equal(s.mover.reassign(5, 0), 'ok');
   t.equal(s.mover.reassign(-1, 0), 'ok', 'class 5 again');
   t.equal(s.allocator.poolPages(), 2);
@@ -60,7 +46,7 @@ t.test('to and from the pool; -1 picks the class with the most pages', async (t)
 });
 
 t.test('cache_memlimit: shrinking empties pages into the pool', async (t) => {
-  const s = full();
+  const s = fullShard();
   t.notOk(s.mover.setPageLimit(0));
   t.notOk(s.mover.setPageLimit(5), 'beyond the address space');
   t.ok(s.mover.setPageLimit(2));
@@ -75,7 +61,7 @@ t.test('cache_memlimit: shrinking empties pages into the pool', async (t) => {
 });
 
 t.test('rebalance: a needy class always gets a page, an evicting one only when eager', async (t) => {
-  const s = full();
+  const s = fullShard();
   t.ok(s.mover.rebalance(1, false), 'class 1 has no page');
   t.equal(s.allocator.pagesOf(1), 1);
   putItem(s, 'small');

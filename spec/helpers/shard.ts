@@ -6,7 +6,7 @@ import { Crawler } from '../../lib/store/crawler.js';
 import { Evictor } from '../../lib/store/eviction.js';
 import { HashIndex } from '../../lib/store/hash-index.js';
 import { Items } from '../../lib/store/items.js';
-import { computeLayout, type Layout } from '../../lib/store/layout.js';
+import { C, computeLayout, S, type Layout } from '../../lib/store/layout.js';
 import { Lifetime } from '../../lib/store/lifetime.js';
 import { ItemLinks } from '../../lib/store/links.js';
 import { Lru } from '../../lib/store/lru.js';
@@ -79,4 +79,18 @@ export function putItem(s: Shard, k: string, value = 'v', exp = 0): number {
   s.m.u8.set(key(value), at);
   s.links.link(ref, s.index.hash(kb), cls);
   return ref;
+}
+
+/** A small shard whose 4 pages hold 8 items of the largest class (class 5, 2 a page), k0 the oldest. */
+export function fullShard(tuning: Partial<StoreTuning> = {}) {
+  const s = smallShard({}, tuning);
+  const refs: number[] = [];
+  for (let i = 0; i < 8; i++) {
+    refs.push(putItem(s, `k${i}`, 'x'.repeat(1900)));
+    s.m.now++;
+  }
+  const find = (k: string): number => s.index.find(key(k), s.index.hash(key(k)));
+  const counter = (name: keyof typeof C): number => s.m.f64[s.m.counters + C[name]]!;
+  const stat = (cls: number, name: keyof typeof S): number => s.m.f64[s.m.classStats(cls) + S[name]]!;
+  return { ...s, refs, find, counter, stat };
 }
