@@ -90,7 +90,7 @@ export class Lru {
    * tails once idle longer than COLD's tail age times hot_max_factor / warm_max_factor.
    */
   maintain(cls: number): void {
-    const { f64, u32, u8, i32, now } = this.m;
+    const { f64, u32, i32, now } = this.m;
     if (f64[H_SEGMENTED] !== 1) return;
     const cs = this.m.classState(cls);
     const sf = this.m.classStats(cls);
@@ -98,27 +98,21 @@ export class Lru {
     const coldTail = u32[cs + 2 * COLD + 1]!;
     // an empty or just-touched COLD gives no age to compare with (memcached's rule would then drain HOT)
     const coldAge = coldTail !== 0 ? now - i32[coldTail * 2 + I_ATIME]! || Infinity : Infinity;
-    let moves = 0;
-    while (moves++ < MAINTAIN_MOVES && this.overCap(cs, HOT, total, f64[H_HOT_PCT]!, coldAge * f64[H_HOT_FACTOR]!)) {
-      const t = u32[cs + 2 * HOT + 1]!;
+    // HOT's active tail items go to WARM, WARM's stay in WARM (moved to its head); the rest to COLD
+    this.moveDown(cs, sf, HOT, total, f64[H_HOT_PCT]!, coldAge * f64[H_HOT_FACTOR]!, S.moves_to_warm);
+    this.moveDown(cs, sf, WARM, total, f64[H_WARM_PCT]!, coldAge * f64[H_WARM_FACTOR]!, S.moves_within_lru);
+  }
+
+  /** Moves `seg`'s tail down while it is over its cap: ACTIVE items (cleared) to WARM, the others to COLD. */
+  private moveDown(cs: number, sf: number, seg: number, total: number, pct: number, maxAge: number, activeCounter: number): void {
+    const { f64, u32, u8 } = this.m;
+    for (let moves = 0; moves < MAINTAIN_MOVES && this.overCap(cs, seg, total, pct, maxAge); moves++) {
+      const t = u32[cs + 2 * seg + 1]!;
       const fb = t * 8 + B_IFLAGS;
       if ((u8[fb]! & IF_ACTIVE) !== 0) {
         u8[fb] = u8[fb]! & ~IF_ACTIVE;
         this.move(cs, t, WARM);
-        f64[sf + S.moves_to_warm]!++;
-      } else {
-        this.move(cs, t, COLD);
-        f64[sf + S.moves_to_cold]!++;
-      }
-    }
-    moves = 0;
-    while (moves++ < MAINTAIN_MOVES && this.overCap(cs, WARM, total, f64[H_WARM_PCT]!, coldAge * f64[H_WARM_FACTOR]!)) {
-      const t = u32[cs + 2 * WARM + 1]!;
-      const fb = t * 8 + B_IFLAGS;
-      if ((u8[fb]! & IF_ACTIVE) !== 0) {
-        u8[fb] = u8[fb]! & ~IF_ACTIVE;
-        this.move(cs, t, WARM);
-        f64[sf + S.moves_within_lru]!++;
+        f64[sf + activeCounter]!++;
       } else {
         this.move(cs, t, COLD);
         f64[sf + S.moves_to_cold]!++;
