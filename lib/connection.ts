@@ -10,6 +10,7 @@ import { BinaryParser, BinOp, BinParsed, BinStatus, REQUEST_MAGIC, writeError, w
 import { Op, type BinaryRequest, type KeyCommand, type LocalCommand } from './protocol/command.js';
 import { Parsed, TextParser } from './protocol/text.js';
 import { ReplyWriter } from './shards/reply-writer.js';
+import { readChunks } from './threads/socket-reads.js';
 import type { ProtocolChoice } from './config.js';
 import type { Protocol } from './threads/thread-stats.js';
 import { MEMCACHED_VERSION } from './version.js';
@@ -117,16 +118,21 @@ export class Connection {
   /** Why the connection closed, as memcached's conn_close watch line says. */
   closeReason: 'normal' | 'error' | 'idle_timeout' | 'shutdown' = 'normal';
 
+  /**
+   * `readBuffer`: the thread's buffer for reads of plain sockets (see threads/socket-reads.ts), or
+   * null for a socket whose chunks are its own (TLS).
+   */
   constructor(
     readonly socket: Socket,
     private readonly host: ConnectionHost,
     id: number,
+    readBuffer: Buffer | null,
   ) {
     this.id = id;
     this.lastCommandAt = host.clock.now();
     this.parser = new TextParser(host.maxValue);
     socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    readChunks(socket, readBuffer, (chunk, inShared) => this.onData(chunk, inShared));
     socket.on('drain', () => {
       this.recountHeld();
       this.maybeResume();
@@ -137,7 +143,8 @@ export class Connection {
     });
   }
 
-  private onData(chunk: Buffer): void {
+  /** `shared`: chunk lives in the thread's read buffer, which the next read overwrites. */
+  private onData(chunk: Buffer, shared: boolean): void {
     this.host.countRead(chunk.length);
     if (this.closing || this.watching) return;
     if (this.swallow > 0) {
@@ -154,6 +161,16 @@ export class Connection {
       this.socket.pause();
     }
     this.process();
+    if (shared) this.keepApartFrom(chunk.buffer);
+  }
+
+  /** Copy what the connection still holds of `shared` (unparsed input, a multi-get's keys to go). */
+  private keepApartFrom(shared: ArrayBufferLike): void {
+    const pending = this.pending;
+    for (let i = 0; i < pending.length; i++) if (pending[i]!.buffer === shared) pending[i] = Buffer.from(pending[i]!);
+    const mg = this.multiGet;
+    if (mg === null) return;
+    for (let i = mg.next; i < mg.keys.length; i++) if (mg.keys[i]!.buffer === shared) mg.keys[i] = Buffer.from(mg.keys[i]!);
   }
 
   /** Run the buffered requests, as far as the client keeps reading what we answer. */

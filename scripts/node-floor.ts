@@ -1,11 +1,14 @@
 // The Node floor: the least a Node server on worker threads can do per request. Text get/set
 // only, a Map per thread (no shared store, no locks, no protocol checks, no stats; a get for a
-// key another thread stored misses, so its replies are shorter), one write per read: `npm run bench -- --floor` runs it beside memcached and memshard, so that a target for
-// memshard can be set against what Node's sockets cost at all.
+// key another thread stored misses, so its replies are shorter), reads into one buffer per thread
+// as memshard's do (lib/threads/socket-reads.ts), one write per read. `npm run bench -- --floor`
+// runs it beside memcached and memshard, so that a target for memshard can be set against what
+// Node's sockets cost at all.
 //
 //   node dist/scripts/node-floor.js <port> [threads]     (Node 22.12+: threads share the port by SO_REUSEPORT)
 import net from 'node:net';
 import { Worker, isMainThread, workerData } from 'node:worker_threads';
+import { readChunks } from '../lib/threads/socket-reads.js';
 
 const CRLF = Buffer.from('\r\n');
 const END = Buffer.from('END\r\n');
@@ -13,11 +16,12 @@ const STORED = Buffer.from('STORED\r\n');
 
 function serve(port: number): void {
   const store = new Map<string, Buffer>();
+  const readBuffer = Buffer.allocUnsafe(64 * 1024);
   net
     .createServer({ noDelay: true }, (socket) => {
       let rest: Buffer | null = null;
       socket.on('error', () => {});
-      socket.on('data', (chunk: Buffer) => {
+      const onChunk = (chunk: Buffer) => {
         const buf = rest === null ? chunk : Buffer.concat([rest, chunk]);
         rest = null;
         const out: Buffer[] = [];
@@ -44,9 +48,11 @@ function serve(port: number): void {
             pos = nl + 1;
           }
         }
-        if (pos < buf.length) rest = buf.subarray(pos);
+        // a copy: the next read overwrites the shared buffer
+        if (pos < buf.length) rest = Buffer.from(buf.subarray(pos));
         if (out.length > 0) socket.write(out.length === 1 ? out[0]! : Buffer.concat(out));
-      });
+      };
+      readChunks(socket, readBuffer, onChunk);
     })
     .listen({ port, host: '127.0.0.1', reusePort: true });
 }

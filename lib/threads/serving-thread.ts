@@ -43,6 +43,8 @@ const TOO_MANY_CONNECTIONS = 'ERROR Too many open connections\r\n';
 const START_BARRIER_MS = 10_000;
 /** How often idle connections are looked for (-o idle_timeout has a one-second grain). */
 const IDLE_CHECK_MS = 1000;
+/** The one buffer every plain connection of a thread reads into: Node's own read size. */
+const READ_BUFFER_BYTES = 64 * 1024;
 const PROTOCOL_INDEX: Record<Protocol, number> = { text: PROTOCOLS.indexOf('text'), binary: PROTOCOLS.indexOf('binary') };
 
 /** An IPv4 peer of a dual-stack socket as memcached prints it (127.0.0.1, not ::ffff:127.0.0.1). */
@@ -85,6 +87,7 @@ export class ServingThread implements ConnectionHost {
   /** -U: this thread's UDP socket, when it has one (see lib/udp/endpoint.ts). */
   private udp: UdpEndpoint | null = null;
   private readonly connections = new Set<Connection>();
+  private readonly readBuffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
   private readonly garbage = new GarbageBound();
   /** `stats conns` requests waiting for every thread's answer. */
   private readonly gathering = new Map<number, (report: ThreadReport) => void>();
@@ -190,7 +193,7 @@ export class ServingThread implements ConnectionHost {
   private serve(socket: net.Socket, secure: SecureClient | null): void {
     // ids unique over threads: thread + threads * n
     const id = this.thread + this.config.threads * this.connectionsAccepted++;
-    const conn = new Connection(socket, this, id);
+    const conn = new Connection(socket, this, id, secure === null ? this.readBuffer : null);
     conn.peerSubject = secure?.peerSubject ?? null;
     this.connections.add(conn);
     const kind = this.config.protocol === 'auto' ? 'auto-negotiating' : this.config.protocol;

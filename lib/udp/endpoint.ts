@@ -441,7 +441,7 @@ class UdpConnection extends Connection {
     id: number,
     private readonly exchange: Exchange,
   ) {
-    super(socket, host, id);
+    super(socket, host, id, null);
   }
 
   override fill(slot: number, reply: Buffer): void {
