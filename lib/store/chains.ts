@@ -9,7 +9,7 @@ import {
 } from './layout.js';
 import type { Allocator } from './allocator.js';
 import type { Items } from './items.js';
-import type { ShardMemory } from './memory.js';
+import { copyOut, type ShardMemory } from './memory.js';
 
 /** Where chunks come from: allocation that may evict to make room (eviction.ts). */
 export interface ChunkSource {
@@ -137,16 +137,16 @@ export class Chains {
     const b = this.items.valueStart(ref);
     let c = this.items.chainOf(ref);
     if (c === 0) {
-      dest.set(u8.subarray(b, b + vlen), pos);
+      copyOut(u8, b, b + vlen, dest, pos);
       return;
     }
     let done = this.m.maxChunk - ITEM_HEADER_BYTES - this.items.keyLength(ref);
-    dest.set(u8.subarray(b, b + done), pos);
+    copyOut(u8, b, b + done, dest, pos);
     const cd = this.contData;
     while (done < vlen && c !== 0) {
       const n = Math.min(vlen - done, cd);
       const s = c * 8 + CHUNK_HEADER_BYTES;
-      dest.set(u8.subarray(s, s + n), pos + done);
+      copyOut(u8, s, s + n, dest, pos + done);
       done += n;
       c = u32[c * 2 + I_CNEXT]!;
     }

@@ -6,6 +6,15 @@
  */
 import { CLASS_F64_SLOTS, CLASS_U32_SLOTS, type Layout } from './layout.js';
 
+/**
+ * Copy shared[start, end) to dest at pos. TypedArray#set out of a SharedArrayBuffer copies with
+ * relaxed atomics, about 4 bytes a nanosecond (2.2 us for 8 KB); Buffer#copy is a plain memmove
+ * on Node 22+ (0.1 us for 8 KB) and no slower on Node 20. Copies into the buffer are fast either way.
+ */
+export function copyOut(shared: Uint8Array, start: number, end: number, dest: Uint8Array, pos: number): void {
+  Buffer.prototype.copy.call(shared, dest, pos, start, end);
+}
+
 export class ShardMemory {
   readonly u8: Uint8Array;
   readonly u32: Uint32Array;
