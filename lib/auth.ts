@@ -4,6 +4,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { MAX_LINE } from './protocol/text.js';
 
 export class Credentials {
   private constructor(private readonly users: Map<string, Buffer>) {}
@@ -53,4 +54,34 @@ export function parsePlain(message: Uint8Array): { user: string; password: Uint8
   const second = first < 0 ? -1 : message.indexOf(0, first + 1);
   if (second < 0) return null;
   return { user: Buffer.from(message.subarray(first + 1, second)).toString('utf8'), password: message.subarray(second + 1) };
+}
+
+/** What the bytes at pos make of memcached's text login (-Y), see parseAsciiLogin. */
+export type AsciiLogin =
+  /** more bytes are needed: `need` in all from pos (0: up to a line end) */
+  | { kind: 'incomplete'; need: number }
+  /** a line longer than memcached's limit without its end: close the connection */
+  | { kind: 'close' }
+  /** answer `reply` and go on at `next` */
+  | { kind: 'reply'; reply: string; next: number }
+  /** check these credentials, then go on at `next` */
+  | { kind: 'login'; user: string; password: Buffer; next: number };
+
+/**
+ * memcached's text login: `set <any key> <flags> <exptime> <n>\r\n<user> <password>\r\n`, the
+ * only command a -Y server takes before it; any other line is answered `unauthenticated`.
+ */
+export function parseAsciiLogin(buf: Buffer, pos: number, end: number): AsciiLogin {
+  const nl = buf.indexOf(0x0a, pos);
+  if (nl < 0 || nl >= end) return end - pos > MAX_LINE ? { kind: 'close' } : { kind: 'incomplete', need: 0 };
+  const tokens = buf.toString('latin1', pos, nl).replace(/\r$/, '').split(' ').filter((t) => t !== '');
+  const size = tokens.length >= 5 && tokens[0] === 'set' && /^\d+$/.test(tokens[4]!) ? Number(tokens[4]) : -1;
+  if (size < 0) return { kind: 'reply', reply: 'CLIENT_ERROR unauthenticated\r\n', next: nl + 1 };
+  const dataEnd = nl + 1 + size;
+  if (dataEnd + 2 > end) return { kind: 'incomplete', need: dataEnd + 2 - pos };
+  const next = dataEnd + 2;
+  if (buf[dataEnd] !== 0x0d || buf[dataEnd + 1] !== 0x0a) return { kind: 'reply', reply: 'CLIENT_ERROR bad command line termination\r\n', next };
+  const [user, password] = buf.toString('latin1', nl + 1, dataEnd).split(' ').filter((t) => t !== '');
+  if (user === undefined || password === undefined) return { kind: 'reply', reply: 'CLIENT_ERROR bad authentication token format\r\n', next };
+  return { kind: 'login', user, password: Buffer.from(password, 'latin1'), next };
 }

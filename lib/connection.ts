@@ -5,15 +5,14 @@
  * coalescing and backpressure.
  */
 import type { Socket } from 'node:net';
-import { type Credentials, parsePlain } from './auth.js';
-import { BinaryParser, BinOp, BinParsed, BinStatus, REQUEST_MAGIC, writeError, writeResponse } from './protocol/binary.js';
-import { Op, type BinaryRequest, type KeyCommand, type LocalCommand } from './protocol/command.js';
+import { type Credentials, parseAsciiLogin, parsePlain } from './auth.js';
+import { BinaryParser, BinOp, BinParsed, BinStatus, REQUEST_MAGIC } from './protocol/binary.js';
+import { binaryAction, binaryError, binaryKeyCommand, binaryReply, binaryStats, NO_REPLY, OPEN_BEFORE_AUTH } from './protocol/binary-request.js';
+import { Op, OP_NAMES, type KeyCommand, type LocalCommand } from './protocol/command.js';
 import { Parsed, TextParser } from './protocol/text.js';
-import { ReplyWriter } from './shards/reply-writer.js';
 import { readChunks } from './threads/socket-reads.js';
 import type { ProtocolChoice } from './config.js';
 import type { Protocol } from './threads/thread-stats.js';
-import { MEMCACHED_VERSION } from './version.js';
 import type { Clock } from './store/store.js';
 
 /** What the connection needs from the server. */
@@ -341,7 +340,7 @@ export class Connection {
         this.fill(this.reserve(), binaryError(bp.opcode, BinStatus.UnknownCommand, bp.opaque));
         break;
       case BinParsed.TooLarge: {
-        const cmd = this.binaryCommand(bp, Op.SetTooLarge);
+        const cmd = binaryKeyCommand(bp, Op.SetTooLarge);
         cmd.flags = bp.command === BinOp.Set ? 1 : 0;
         this.swallow = bp.swallow;
         this.dispatch(cmd, this.reserve(), started, 'set');
@@ -354,116 +353,44 @@ export class Connection {
     return bp.next;
   }
 
-  /**
-   * memcached's text login (-Y): `set <any key> <flags> <exptime> <n>\r\n<user> <password>\r\n`.
-   * Returns the offset after what it consumed, or -1 when more bytes are needed.
-   */
+  /** memcached's text login (-Y, see parseAsciiLogin): the offset after what it took, or -1 for more bytes. */
   private asciiLogin(buf: Buffer, pos: number, end: number, users: Credentials): number {
-    const nl = buf.indexOf(0x0a, pos);
-    if (nl < 0 || nl >= end) {
-      if (end - pos > 2048) this.closeAfterReplies();
-      return end - pos > 2048 ? end : -1;
-    }
-    const tokens = buf.toString('latin1', pos, nl).replace(/\r$/, '').split(' ').filter((t) => t !== '');
-    const size = tokens.length >= 5 && tokens[0] === 'set' && /^\d+$/.test(tokens[4]!) ? Number(tokens[4]) : -1;
-    if (size < 0) {
-      this.fill(this.reserve(), Buffer.from('CLIENT_ERROR unauthenticated\r\n'));
-      return nl + 1;
-    }
-    const dataEnd = nl + 1 + size;
-    if (dataEnd + 2 > end) {
-      this.need = dataEnd + 2 - pos;
-      return -1;
-    }
-    let reply: string;
-    if (buf[dataEnd] !== 0x0d || buf[dataEnd + 1] !== 0x0a) {
-      reply = 'CLIENT_ERROR bad command line termination\r\n';
-    } else {
-      const [user, password] = buf.toString('latin1', nl + 1, dataEnd).split(' ').filter((t) => t !== '');
-      if (user === undefined || password === undefined) {
-        reply = 'CLIENT_ERROR bad authentication token format\r\n';
-      } else {
-        this.authenticated = users.check(user, Buffer.from(password, 'latin1'));
+    const login = parseAsciiLogin(buf, pos, end);
+    switch (login.kind) {
+      case 'incomplete':
+        this.need = login.need;
+        return -1;
+      case 'close':
+        this.closeAfterReplies();
+        return end;
+      case 'reply':
+        this.fill(this.reserve(), Buffer.from(login.reply, 'latin1'));
+        return login.next;
+      case 'login':
+        this.authenticated = users.check(login.user, login.password);
         this.host.countAuth(this.authenticated);
-        reply = this.authenticated ? 'STORED\r\n' : 'CLIENT_ERROR authentication failure\r\n';
-      }
+        this.fill(this.reserve(), Buffer.from(this.authenticated ? 'STORED\r\n' : 'CLIENT_ERROR authentication failure\r\n', 'latin1'));
+        return login.next;
     }
-    this.fill(this.reserve(), Buffer.from(reply));
-    return dataEnd + 2;
   }
 
-  private binaryCommand(bp: BinaryParser, op: KeyCommand['op'], binary: Partial<BinaryRequest> = {}): KeyCommand {
-    return {
-      op,
-      key: bp.key,
-      flags: 0,
-      exptime: 0,
-      cas: bp.cas,
-      delta: 0n,
-      value: null,
-      noreply: false,
-      end: false,
-      binary: { opcode: bp.opcode, opaque: bp.opaque, quiet: bp.quiet, withKey: false, initial: 0n, create: false, touchOnly: false, ...binary },
-    };
-  }
-
+  /** A well-formed binary request: a key command, a reply of its own, or one that needs the host. */
   private binaryRequest(bp: BinaryParser, started: number): void {
     const slot = this.reserve();
+    const action = binaryAction(bp);
+    if (action !== null) {
+      if ('cmd' in action) return this.dispatch(action.cmd, slot, started, action.name);
+      this.fill(slot, action.reply);
+      if (action.close) this.closeAfterReplies();
+      return;
+    }
     const ext = bp.extras;
     switch (bp.command) {
-      case BinOp.Get:
-      case BinOp.GetK:
-        return this.dispatch(this.binaryCommand(bp, Op.Get, { withKey: bp.command === BinOp.GetK }), slot, started, 'get');
-      case BinOp.Touch:
-      case BinOp.Gat:
-      case BinOp.GatK: {
-        const cmd = this.binaryCommand(bp, Op.Gat, { withKey: bp.command === BinOp.GatK, touchOnly: bp.command === BinOp.Touch });
-        cmd.exptime = ext.readUInt32BE(0); // unsigned, as memcached reads binary expirations
-        return this.dispatch(cmd, slot, started, bp.command === BinOp.Touch ? 'touch' : 'gat');
-      }
-      case BinOp.Set:
-      case BinOp.Add:
-      case BinOp.Replace:
-      case BinOp.Append:
-      case BinOp.Prepend: {
-        const op = BINARY_STORE_OPS[bp.command]!;
-        const cmd = this.binaryCommand(bp, op);
-        if (ext.length === 8) {
-          cmd.flags = ext.readUInt32BE(0);
-          cmd.exptime = ext.readUInt32BE(4);
-        }
-        cmd.value = bp.value;
-        return this.dispatch(cmd, slot, started, OP_NAMES[op]!);
-      }
-      case BinOp.Delete:
-        return this.dispatch(this.binaryCommand(bp, Op.Delete), slot, started, 'delete');
-      case BinOp.Increment:
-      case BinOp.Decrement: {
-        const expiration = ext.readUInt32BE(16);
-        const cmd = this.binaryCommand(bp, bp.command === BinOp.Increment ? Op.Incr : Op.Decr, {
-          initial: ext.readBigUInt64BE(8),
-          create: expiration !== 0xffffffff,
-        });
-        cmd.delta = ext.readBigUInt64BE(0);
-        cmd.exptime = expiration;
-        return this.dispatch(cmd, slot, started, bp.command === BinOp.Increment ? 'incr' : 'decr');
-      }
-      case BinOp.Noop:
-        return this.fill(slot, binaryReply(bp.opcode, bp.opaque, null));
-      case BinOp.Version:
-        return this.fill(slot, binaryReply(bp.opcode, bp.opaque, Buffer.from(MEMCACHED_VERSION, 'latin1')));
-      case BinOp.Quit:
-        if (bp.quiet) this.fill(slot, EMPTY);
-        else this.fill(slot, binaryReply(bp.opcode, bp.opaque, null));
-        this.closeAfterReplies();
-        return;
       case BinOp.Flush:
         // memcached answers a flush refused by -F with an auth error
         if (!this.host.flushAll(ext.length === 4 ? ext.readInt32BE(0) : 0)) this.fill(slot, binaryError(bp.opcode, BinStatus.AuthError, bp.opaque));
-        else this.fill(slot, bp.quiet ? EMPTY : binaryReply(bp.opcode, bp.opaque, null));
+        else this.fill(slot, bp.quiet ? NO_REPLY : binaryReply(bp.opcode, bp.opaque, null));
         return this.host.observeLatency('binary', 'flush_all', (performance.now() - started) / 1000);
-      case BinOp.SaslListMechs:
-        return this.fill(slot, binaryReply(bp.opcode, bp.opaque, Buffer.from('PLAIN', 'latin1')));
       case BinOp.SaslAuth:
       case BinOp.SaslStep: {
         // PLAIN is one step: an Auth with the whole message; a Step has nothing to continue
@@ -690,42 +617,4 @@ interface PendingMultiGet {
 }
 
 const END = Buffer.from('END\r\n');
-const EMPTY = Buffer.alloc(0);
 
-/** Binary commands allowed before a SASL login (memcached's authenticated()). */
-const OPEN_BEFORE_AUTH = new Set<number>([BinOp.SaslListMechs, BinOp.SaslAuth, BinOp.SaslStep, BinOp.Version]);
-
-const BINARY_STORE_OPS: Record<number, KeyCommand['op']> = {
-  [BinOp.Set]: Op.Set, [BinOp.Add]: Op.Add, [BinOp.Replace]: Op.Replace, [BinOp.Append]: Op.Append, [BinOp.Prepend]: Op.Prepend,
-};
-
-/** Builds the front end's own binary responses (copied out by takeBytes). */
-const binaryOut = new ReplyWriter();
-
-function binaryReply(opcode: number, opaque: number, value: Uint8Array | null): Buffer {
-  writeResponse(binaryOut, opcode, BinStatus.Ok, opaque, 0, null, null, value);
-  return binaryOut.takeBytes();
-}
-
-function binaryError(opcode: number, status: number, opaque: number): Buffer {
-  writeError(binaryOut, opcode, status, opaque);
-  return binaryOut.takeBytes();
-}
-
-/** One packet per stat (key = name, value = value), then an empty one; unknown group: not found. */
-function binaryStats(opcode: number, opaque: number, rows: Array<[string, string | number]> | null): Buffer {
-  if (rows === null) return binaryError(opcode, BinStatus.NotFound, opaque);
-  for (const [name, value] of rows) {
-    writeResponse(binaryOut, opcode, BinStatus.Ok, opaque, 0, null, Buffer.from(name, 'latin1'), Buffer.from(String(value), 'latin1'));
-  }
-  writeResponse(binaryOut, opcode, BinStatus.Ok, opaque, 0, null, null, null);
-  return binaryOut.takeBytes();
-}
-
-/** Names of shard operations in metrics (memcached's command names). */
-const OP_NAMES: Record<number, string> = {
-  [Op.Get]: 'get', [Op.Gets]: 'gets', [Op.Gat]: 'gat', [Op.Gats]: 'gats', [Op.Set]: 'set', [Op.Add]: 'add',
-  [Op.Replace]: 'replace', [Op.Append]: 'append', [Op.Prepend]: 'prepend', [Op.Cas]: 'cas', [Op.Delete]: 'delete',
-  [Op.Incr]: 'incr', [Op.Decr]: 'decr', [Op.Touch]: 'touch', [Op.SetTooLarge]: 'set', [Op.MetaGet]: 'mg',
-  [Op.MetaSet]: 'ms', [Op.MetaDelete]: 'md', [Op.MetaArith]: 'ma', [Op.MetaDebug]: 'me',
-};

@@ -15,12 +15,16 @@ import path from 'node:path';
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import {
+  ensureMcload,
   freePort,
   installCleanupHandlers,
   isRoot,
   log,
+  median,
   memshardCli,
+  num,
   positiveNumber,
+  runMcload,
   runMain,
   scriptOptions,
   sleep,
@@ -250,133 +254,77 @@ async function storeValues(port: number, prefix: string, count: number, size: nu
 // ---------------------------------------------------------------------------------------------
 // an unrelated client's latency
 
-const LATENCY_KEY = 'probe_latency_key';
-const LATENCY_GETS = 2000;
+/** The keys the measuring client reads (set once before it starts). */
+const LATENCY_KEYS = 10;
+/**
+ * A run of the measuring client before anything is measured, so that both servers are warm as a
+ * serving one is: memshard's first few thousand requests after a start run while V8 compiles.
+ */
+const WARMUP_SECONDS = 2;
+/** The measured run; a load starts about 1 s into it, once its client is connected. */
+const LATENCY_SECONDS = 8;
+
+let mcloadBin: string | null = null;
+/** mcload, built once per run. */
+const mcload = (): string => (mcloadBin ??= ensureMcload());
 
 interface Latency {
   p50: number;
   p99: number;
   max: number;
-  done: number;
   failed: string | null;
 }
 
 /**
- * Sequential `get` round trips on one connection, timed with performance.now(). The connection
- * is made (and used once) before `whenConnected` starts the load: it is an established client.
+ * An established client's latency: mcload (C, so that no pause of the measuring client is
+ * counted as the server's) on one connection at pipeline 1, `get`s only, each reply checked.
  */
-async function latency(ctx: Ctx, port: number, whenConnected: () => Promise<void>): Promise<Latency> {
-  const s = await connect(ctx, port);
-  let buf = Buffer.alloc(0);
-  let wake: (() => void) | null = null;
-  s.on('data', (d: Buffer) => {
-    buf = Buffer.concat([buf, d]);
-    wake?.();
-  });
-  s.on('close', () => wake?.());
-  /** Length of one complete get reply at the start of buf, or 0. */
-  const complete = (): number => {
-    const eol = buf.indexOf('\r\n');
-    if (eol < 0) return 0;
-    const line = buf.subarray(0, eol).toString('latin1');
-    if (line === 'END') return eol + 2;
-    const m = /^VALUE \S+ \d+ (\d+)/.exec(line);
-    if (!m) return eol + 2; // an error line ends the reply too
-    const total = eol + 2 + Number(m[1]) + 2 + 5;
-    return buf.length >= total ? total : 0;
-  };
-  /** One round trip in ms, or why there was none. */
-  const get = async (): Promise<number | string> => {
-    const t0 = performance.now();
-    s.write(`get ${LATENCY_KEY}\r\n`);
-    let used = 0;
-    while ((used = complete()) === 0 && !s.destroyed && performance.now() < t0 + 5000) {
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, 100);
-        wake = () => {
-          clearTimeout(t);
-          resolve();
-        };
-      });
-      wake = null;
-    }
-    if (used === 0) return s.destroyed ? 'connection closed' : 'no reply within 5 s';
-    const reply = buf.subarray(0, used).toString('latin1');
-    buf = buf.subarray(used);
-    return reply.startsWith('VALUE') || reply === 'END\r\n' ? performance.now() - t0 : `reply ${shown(reply, 60)}`;
-  };
-  const times: number[] = [];
-  let failed: string | null = null;
-  const warm = await get();
-  if (typeof warm === 'string') failed = `before the load: ${warm}`;
-  else await whenConnected();
-  // at most 20 s of measuring, so that a slow server still ends within the probe's time
-  for (const deadline = performance.now() + 20_000; failed === null && times.length < LATENCY_GETS && !ctx.stopped && performance.now() < deadline; ) {
-    const r = await get();
-    if (typeof r === 'string') failed = `${r} after ${times.length} gets`;
-    else times.push(r);
-  }
-  s.destroy();
-  const sorted = [...times].sort((a, b) => a - b);
-  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
-  return { p50: at(0.5), p99: at(0.99), max: sorted[sorted.length - 1] ?? NaN, done: times.length, failed };
+async function mcloadLatency(port: number, seconds: number): Promise<Latency> {
+  const r = await runMcload(mcload(), port, ['--threads', '1', '--conns', '1', '--pipeline', '1', '--ratio', '0:1', '--keys', String(LATENCY_KEYS), '--duration', String(seconds)], (seconds + 20) * 1000);
+  const errors = num(r.json, 'errors') + num(r.json, 'bad_values') + num(r.json, 'desyncs');
+  const failed = r.json === null ? `mcload: ${shown(r.stderr.trim() || `exit ${r.exitCode}`, 120)}` : errors > 0 ? `${errors} errors` : null;
+  return { p50: num(r.json, 'p50_us') / 1000, p99: num(r.json, 'p99_us') / 1000, max: num(r.json, 'max_us') / 1000, failed };
 }
 
-const showLatency = (l: Latency) =>
-  `p50 ${ms(l.p50)} / p99 ${ms(l.p99)} / max ${ms(l.max)} ms` + (l.failed ? ` (${l.failed})` : l.done < LATENCY_GETS ? ` (only ${l.done} gets in 20 s)` : '');
+const showLatency = (l: Latency) => `p50 ${ms(l.p50)} / p99 ${ms(l.p99)} / max ${ms(l.max)} ms` + (l.failed ? ` (${l.failed})` : '');
 
 type LoadKind = 'flood' | 'sets' | 'fuzz';
 const LOADS: LoadKind[] = ['flood', 'sets', 'fuzz'];
 
 /**
- * Run a load in a child process (this script with --load) until the measurement ends: in this
- * process it would share the measuring client's event loop and its delays would be counted as the
- * server's. The child prints `started`, then one summary line when it gets SIGTERM.
+ * Run a load in a child process (this script with --load) while `measure` runs: in this process
+ * it would share an event loop with the probe's own timers. The child prints `started`, then one
+ * summary line when it gets SIGTERM.
  */
-async function withLoad(load: LoadKind, port: number, measure: (started: () => Promise<void>) => Promise<Latency>): Promise<{ l: Latency; summary: string }> {
-  let proc: ChildProcess | null = null;
+async function withLoad(load: LoadKind, port: number, measure: Promise<Latency>): Promise<{ l: Latency; summary: string }> {
+  await sleep(200); // the measuring client connects before the load (a flood may refuse it after)
+  const proc = spawnTracked(process.execPath, [fileURLToPath(import.meta.url), '--load', load, '--port', String(port)]);
   let out = '';
-  const l = await measure(async () => {
-    proc = spawnTracked(process.execPath, [fileURLToPath(import.meta.url), '--load', load, '--port', String(port)]);
-    proc.stdout?.setEncoding('utf8');
-    const started = new Promise<void>((resolve) => {
-      const t = setTimeout(resolve, 5000);
-      proc?.stdout?.on('data', (d: string) => {
-        out += d;
-        if (out.includes('started\n')) {
-          clearTimeout(t);
-          resolve();
-        }
-      });
-    });
-    proc.stderr?.resume();
-    await started;
-    await sleep(1000); // let the load get going
-  });
-  if (proc === null) return { l, summary: 'load not started' };
-  const p: ChildProcess = proc;
+  proc.stdout?.setEncoding('utf8');
+  proc.stdout?.on('data', (d: string) => (out += d));
+  proc.stderr?.resume();
+  const l = await measure;
   await new Promise<void>((resolve) => {
-    if (p.exitCode !== null || p.signalCode !== null) return resolve();
-    const t = setTimeout(() => p.kill('SIGKILL'), 3000);
-    p.once('exit', () => {
+    if (proc.exitCode !== null || proc.signalCode !== null) return resolve();
+    const t = setTimeout(() => proc.kill('SIGKILL'), 3000);
+    proc.once('exit', () => {
       clearTimeout(t);
       resolve();
     });
-    p.kill('SIGTERM');
+    proc.kill('SIGTERM');
   });
   const last = out.trim().split('\n').pop() ?? '';
-  return { l, summary: last === 'started' || last === '' ? `load: no summary (exit ${p.exitCode ?? p.signalCode})` : last };
+  return { l, summary: last === 'started' || last === '' ? `load: no summary (exit ${proc.exitCode ?? proc.signalCode})` : last };
 }
 
-/** Probe 6: latency of an established client while `load` (or nothing) runs. */
-async function latencyUnder(ctx: Ctx, kind: Kind, load: LoadKind | null): Promise<string> {
+/** Probe 6: latency of an established client while `load` (or nothing) runs, on a warm server. */
+async function latencyUnder(ctx: Ctx, kind: Kind, load: LoadKind | null): Promise<LatencyRound> {
   const t = await fresh(ctx, kind);
-  await textRequest(t.port, `set ${LATENCY_KEY} 0 0 10\r\n0123456789\r\n`, /STORED\r\n/);
+  await runMcload(mcload(), t.port, ['--mode', 'prefill', '--keys', String(LATENCY_KEYS), '--value-size', '10'], 20_000);
+  await mcloadLatency(t.port, WARMUP_SECONDS);
   const { l, summary } =
-    load === null
-      ? { l: await latency(ctx, t.port, async () => {}), summary: 'nothing else running' }
-      : await withLoad(load, t.port, (started) => latency(ctx, t.port, started));
-  return `${showLatency(l)}; ${summary}${t.alive() ? '' : '; server DIED'}`;
+    load === null ? { l: await mcloadLatency(t.port, LATENCY_SECONDS), summary: 'nothing else running' } : await withLoad(load, t.port, mcloadLatency(t.port, LATENCY_SECONDS));
+  return { l, summary: `${summary}${t.alive() ? '' : '; server DIED'}` };
 }
 
 /** The child side of withLoad: run `load` against 127.0.0.1:port until SIGTERM. */
@@ -568,12 +516,20 @@ function watchBinary(s: net.Socket): { summary: () => string; closed: Promise<vo
 // ---------------------------------------------------------------------------------------------
 // the probes
 
-interface Probe {
+interface ProbeInfo {
   group: number;
   name: string;
   description: string;
+}
+/** A probe run once per server. */
+interface OnceProbe extends ProbeInfo {
   run(ctx: Ctx, kind: Kind): Promise<string>;
 }
+/** A latency probe (group 6): --latency-rounds rounds, the servers in alternation, medians shown. */
+interface LatencyProbe extends ProbeInfo {
+  load: LoadKind | null;
+}
+type Probe = OnceProbe | LatencyProbe;
 
 /** Probe 1: one get line naming a 500 KB value `repeats` times, not read for 5 s. */
 function bigMultiget(repeats: number): Probe {
@@ -707,26 +663,26 @@ const probes: Probe[] = [
   {
     group: 6,
     name: 'latency-idle',
-    description: 'an established client: 2,000 sequential `get`s, p50/p99/max, with nothing else running (baseline)',
-    run: (ctx, kind) => latencyUnder(ctx, kind, null),
+    description: `an established client (mcload, 1 connection, pipeline 1, \`get\`s) for ${LATENCY_SECONDS} s on a warm server, p50/p99/max, with nothing else running (baseline)`,
+    load: null,
   },
   {
     group: 6,
     name: 'latency-conn-flood',
-    description: 'the same 2,000 gets during floods of 8,000 connections (opened 1,000 at a time, each sending `get k`, then all closed), repeated',
-    run: (ctx, kind) => latencyUnder(ctx, kind, 'flood'),
+    description: 'the same client during floods of 8,000 connections (opened 1,000 at a time, each sending `get k`, then all closed), repeated',
+    load: 'flood',
   },
   {
     group: 6,
     name: 'latency-set-bursts',
-    description: 'the same 2,000 gets while another connection pipelines 1-3 MB bursts of `set`s (1-64 KB values) back to back',
-    run: (ctx, kind) => latencyUnder(ctx, kind, 'sets'),
+    description: 'the same client while another connection pipelines 1-3 MB bursts of `set`s (1-64 KB values) back to back',
+    load: 'sets',
   },
   {
     group: 6,
     name: 'latency-fuzz',
-    description: 'the same 2,000 gets while `fuzz()` of scripts/fuzz.ts sends mutated text requests over 20 connections (random bytes if fuzz.ts is absent)',
-    run: (ctx, kind) => latencyUnder(ctx, kind, 'fuzz'),
+    description: 'the same client while `fuzz()` of scripts/fuzz.ts sends mutated text requests over 20 connections (random bytes if fuzz.ts is absent)',
+    load: 'fuzz',
   },
   {
     group: 7,
@@ -811,6 +767,8 @@ const usage = `usage: node dist/scripts/probes.js [--only NAMES] [--json] [--pro
   --only NAMES       probes to run, by name or group number: ${probes.map((p) => p.name).join(', ')}
   --json             print the results as JSON on stdout (progress goes to stderr)
   --probe-timeout S  cut a probe (one server) off after S seconds (default 55)
+  --latency-rounds N run each latency probe (group 6) N times, the servers in alternation, and
+                     show medians (default 3)
   --load KIND --port P  (used by the script itself) run probe 6's background load: ${LOADS.join(', ')}`;
 
 interface Row {
@@ -821,12 +779,13 @@ interface Row {
   seconds: number;
 }
 
-async function runOne(p: Probe, kind: Kind, timeoutMs: number): Promise<string> {
+/** One probe on one server, cut off after timeoutMs; a string says why it could not finish. */
+async function runOne<T>(run: (ctx: Ctx) => Promise<T>, timeoutMs: number): Promise<T | string> {
   const ctx = new Ctx();
   let timer: NodeJS.Timeout | undefined;
   try {
     return await Promise.race([
-      p.run(ctx, kind),
+      run(ctx),
       new Promise<string>((resolve) => (timer = setTimeout(() => resolve(`TIMED OUT after ${timeoutMs / 1000} s`), timeoutMs))),
     ]);
   } catch (e) {
@@ -837,8 +796,25 @@ async function runOne(p: Probe, kind: Kind, timeoutMs: number): Promise<string> 
   }
 }
 
+/** A latency round's result, or why it has none. */
+interface LatencyRound {
+  l: Latency;
+  summary: string;
+}
+
+/** Medians over rounds (and the range of p99), with the last round's load summary. */
+function showRounds(rounds: Array<LatencyRound | string>): string {
+  const done = rounds.filter((r): r is LatencyRound => typeof r !== 'string');
+  const failed = rounds.filter((r): r is string => typeof r === 'string');
+  if (done.length === 0) return failed[0] ?? 'no rounds';
+  const p99s = done.map((r) => r.l.p99);
+  const medians = { p50: median(done.map((r) => r.l.p50)), p99: median(p99s), max: median(done.map((r) => r.l.max)), failed: done.find((r) => r.l.failed)?.l.failed ?? null };
+  const range = done.length > 1 ? ` (p99 ${ms(Math.min(...p99s))}-${ms(Math.max(...p99s))} over ${done.length} rounds)` : '';
+  return `${showLatency(medians)}${range}; ${done[done.length - 1]!.summary}${failed.length > 0 ? `; ${failed.length} rounds failed: ${failed[0]}` : ''}`;
+}
+
 async function main(): Promise<number> {
-  const opts = scriptOptions(usage, ['json', 'help'], ['only', 'probe-timeout', 'load', 'port']);
+  const opts = scriptOptions(usage, ['json', 'help'], ['only', 'probe-timeout', 'load', 'port', 'latency-rounds']);
   if (typeof opts === 'number') return opts;
   const load = opts.get('load');
   if (load !== undefined) {
@@ -847,6 +823,7 @@ async function main(): Promise<number> {
     return loadMain(load as LoadKind, positiveNumber(opts.get('port'), 0, 'port'));
   }
   const timeoutMs = positiveNumber(opts.get('probe-timeout'), 55, 'probe-timeout') * 1000;
+  const latencyRounds = positiveNumber(opts.get('latency-rounds'), 3, 'latency-rounds');
   const only = opts.get('only')?.split(',').map((s) => s.trim());
   const chosen = probes.filter((p) => only === undefined || only.includes(p.name) || only.includes(String(p.group)));
   if (chosen.length === 0) {
@@ -860,9 +837,23 @@ async function main(): Promise<number> {
   for (const p of chosen) {
     const t0 = Date.now();
     const row: Row = { probe: `${p.group}. ${p.name}`, description: p.description, memcached: '', memshard: '', seconds: 0 };
-    for (const kind of KINDS) {
-      row[kind] = await runOne(p, kind, timeoutMs);
-      log(`${p.name} ${kind}: ${row[kind]}`);
+    if ('load' in p) {
+      // the servers in alternation, round by round, so that both see the machine's same moments
+      const rounds: Record<Kind, Array<LatencyRound | string>> = { memcached: [], memshard: [] };
+      for (let r = 1; r <= latencyRounds; r++) {
+        for (const kind of KINDS) {
+          const result = await runOne((ctx) => latencyUnder(ctx, kind, p.load), timeoutMs);
+          rounds[kind].push(result);
+          log(`${p.name} ${kind} round ${r}: ${typeof result === 'string' ? result : `${showLatency(result.l)}; ${result.summary}`}`);
+        }
+      }
+      for (const kind of KINDS) row[kind] = showRounds(rounds[kind]);
+    } else {
+      for (const kind of KINDS) {
+        const result = await runOne((ctx) => p.run(ctx, kind), timeoutMs);
+        row[kind] = result;
+        log(`${p.name} ${kind}: ${result}`);
+      }
     }
     row.seconds = (Date.now() - t0) / 1000;
     rows.push(row);

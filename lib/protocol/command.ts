@@ -43,6 +43,14 @@ export const Op = {
 } as const;
 export type ShardOp = (typeof Op)[keyof typeof Op];
 
+/** Names of shard operations in metrics and logs (memcached's command names). */
+export const OP_NAMES: Record<number, string> = {
+  [Op.Get]: 'get', [Op.Gets]: 'gets', [Op.Gat]: 'gat', [Op.Gats]: 'gats', [Op.Set]: 'set', [Op.Add]: 'add',
+  [Op.Replace]: 'replace', [Op.Append]: 'append', [Op.Prepend]: 'prepend', [Op.Cas]: 'cas', [Op.Delete]: 'delete',
+  [Op.Incr]: 'incr', [Op.Decr]: 'decr', [Op.Touch]: 'touch', [Op.SetTooLarge]: 'set', [Op.MetaGet]: 'mg',
+  [Op.MetaSet]: 'ms', [Op.MetaDelete]: 'md', [Op.MetaArith]: 'ma', [Op.MetaDebug]: 'me',
+};
+
 /** What a binary-protocol command carries besides the key command. */
 export interface BinaryRequest {
   /** The opcode as sent (echoed in the response). */
