@@ -6,7 +6,7 @@ import { finestGrowthFactor, MEMCACHED_GROWTH_FACTOR, pageSizeFor } from './stor
 import { computeLayout, ITEM_HEADER_BYTES, type LayoutConfig } from './store/layout.js';
 import { constants as bufferConstants } from 'node:buffer';
 import type { StoreConfig } from './store/store.js';
-import { DEFAULT_TUNING, type StoreTuning } from './store/tuning.js';
+import { DEFAULT_TUNING, LRU_POLICIES, type LruPolicy, type StoreTuning } from './store/tuning.js';
 import { TLS_EXTRAS, type TlsSettings } from './tls/settings.js';
 import { ListenerError, parseListeners, type ListenerSpec } from './listeners.js';
 import { ClusterConfigError, parseNodeList } from './cluster/config.js';
@@ -83,7 +83,7 @@ export class ConfigError extends Error {}
 const HONOURED_EXTRAS = new Set([
   'idle_timeout', 'read_buf_mem_limit', 'slab_reassign', 'no_slab_reassign', 'slab_automove', 'no_slab_automove',
   'slab_automove_ratio', 'lru_crawler', 'no_lru_crawler', 'lru_crawler_sleep', 'lru_crawler_tocrawl', 'lru_maintainer', 'no_lru_maintainer',
-  'hot_lru_pct', 'warm_lru_pct', 'hot_max_factor', 'warm_max_factor', 'temporary_ttl', 'track_sizes',
+  'hot_lru_pct', 'warm_lru_pct', 'hot_max_factor', 'warm_max_factor', 'temporary_ttl', 'lru_policy', 'track_sizes',
   'watcher_logbuf_size', 'worker_logbuf_size', ...TLS_EXTRAS,
 ]);
 
@@ -239,7 +239,14 @@ export function storeTuning(c: Config): StoreTuning {
     t.tempLru = true;
     t.temporaryTtl = ranged(x, 'temporary_ttl', 0, 0x7fffffff, 'temporary_ttl must be a number of seconds');
   }
+  if ('lru_policy' in x) t.lruPolicy = lruPolicy(x['lru_policy']!);
   return t;
+}
+
+function lruPolicy(text: string): LruPolicy {
+  const policy = LRU_POLICIES.find((p) => p === text);
+  if (policy === undefined) throw new ConfigError(`-o lru_policy=${text}: lru_policy must be one of ${LRU_POLICIES.join(', ')}`);
+  return policy;
 }
 
 /** The LRU crawler's settings at start (`-o lru_crawler_sleep=`, `no_lru_crawler`...). */

@@ -282,6 +282,7 @@ export class StatsReporter {
       ...tlsSettingsRows(cfg.tls),
       ['memshard_slab_page_size', shard0.config.pageSize],
       ['memshard_shards', cfg.threads],
+      ['memshard_lru_policy', t.lruPolicy],
     ];
   }
 

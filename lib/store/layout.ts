@@ -52,6 +52,9 @@ export const IF_FETCHED = 2;
 export const IF_ACTIVE = 4;
 /** A continuation chunk of a chained item (never on a hash chain or LRU). */
 export const IF_CHUNK = 32;
+/** Bits 6-7, with lru_policy=frequency only: the item's hits not yet spent at WARM's tail (0-3). */
+export const IF_HIT_UNIT = 64;
+export const IF_HITS = 3 * IF_HIT_UNIT;
 export const SEG_SHIFT = 3;
 // Meta bits (B_META): marked stale (md I, ms I), a recache win handed out, key stored via base64.
 export const MF_STALE = 1;
@@ -91,11 +94,12 @@ export const H_TEMP_LRU = 20; // 1 = short-TTL items go to the TEMP LRU
 export const H_AUTOMOVE_RATIO = 21; // slab_automove_ratio
 export const H_AUTOMOVE_SECOND = 22; // the server second the slab mover last looked at
 export const H_AUTOMOVE_TICKS = 23; // seconds the slab mover has looked at (its window position)
+export const H_LRU_POLICY = 24; // -o lru_policy: its index in LRU_POLICIES (tuning.ts)
 export const HEADER_F64_SLOTS = 32;
 /** Tuning slots, in the order they are saved and restored over a re-initialisation. */
 export const TUNING_SLOTS: readonly number[] = [
   H_AUTOMOVE, H_HOT_PCT, H_WARM_PCT, H_HOT_FACTOR, H_WARM_FACTOR, H_TEMP_TTL, H_SEGMENTED, H_EVICT,
-  H_PAGE_LIMIT, H_SIZES_CAS_MIN, H_TEMP_LRU, H_AUTOMOVE_RATIO,
+  H_PAGE_LIMIT, H_SIZES_CAS_MIN, H_TEMP_LRU, H_AUTOMOVE_RATIO, H_LRU_POLICY,
 ];
 /** memcached's `stats sizes` granularity (bytes). */
 export const SIZE_BUCKET_BYTES = 32;

@@ -5,16 +5,20 @@
  * lazily; `maintain` does memcached's LRU maintainer's moves, a few per link instead of in a thread.
  */
 import {
-  B_IFLAGS, COLD, HOT, H_HOT_FACTOR, H_HOT_PCT, H_SEGMENTED, H_TEMP_LRU, H_TEMP_TTL, H_WARM_FACTOR,
-  H_WARM_PCT, IF_ACTIVE, IF_FETCHED, I_ATIME, I_EXPTIME, I_NEXT, I_PREV, K_COUNT, S, SEG_MASK, SEG_SHIFT,
+  B_IFLAGS, COLD, HOT, H_HOT_FACTOR, H_HOT_PCT, H_LRU_POLICY, H_SEGMENTED, H_TEMP_LRU, H_TEMP_TTL, H_WARM_FACTOR,
+  H_WARM_PCT, IF_ACTIVE, IF_FETCHED, IF_HITS, IF_HIT_UNIT, I_ATIME, I_EXPTIME, I_NEXT, I_PREV, K_COUNT, S, SEG_MASK, SEG_SHIFT,
   TEMP, WARM,
 } from './layout.js';
 import type { ShardMemory } from './memory.js';
+import { LRU_POLICIES } from './tuning.js';
 
 /** An item in HOT/WARM is relinked on hit at most this often (memcached's ITEM_UPDATE_INTERVAL). */
 const BUMP_INTERVAL = 60;
 /** Segment moves done per link: bounds the work of one store while keeping caps converging. */
 const MAINTAIN_MOVES = 4;
+/** H_LRU_POLICY's values for -o lru_policy=two_hit and frequency. */
+const TWO_HIT = LRU_POLICIES.indexOf('two_hit');
+const FREQUENCY = LRU_POLICIES.indexOf('frequency');
 
 export class Lru {
   constructor(private readonly m: ShardMemory) {}
@@ -60,24 +64,39 @@ export class Lru {
     return t === 0 ? Infinity : this.m.now - this.m.i32[t * 2 + I_ATIME]!;
   }
 
-  /** A hit: mark ACTIVE; a second hit while in COLD promotes to WARM; HOT/WARM relink at most once a BUMP_INTERVAL. */
+  /**
+   * A hit: mark FETCHED and ACTIVE (see afterHit); a hit while already ACTIVE in COLD promotes to
+   * WARM; HOT/WARM relink at most once a BUMP_INTERVAL.
+   */
   bump(ref: number, cls: number): void {
     const { u8, f64, i32, now } = this.m;
     const fb = ref * 8 + B_IFLAGS;
     const fl = u8[fb]!;
     const seg = (fl & SEG_MASK) >> SEG_SHIFT;
     const ai = ref * 2 + I_ATIME;
+    const hit = this.afterHit(fl);
     f64[this.m.classStats(cls) + S.hits_to_hot + seg]!++;
     if (seg === TEMP) {
-      u8[fb] = fl | IF_FETCHED | IF_ACTIVE; // memcached never bumps TEMP items
+      u8[fb] = hit; // memcached never bumps TEMP items
     } else if (seg === COLD && f64[H_SEGMENTED] === 1) {
-      if ((fl & IF_ACTIVE) !== 0) this.toWarm(ref, cls, fl | IF_FETCHED);
-      else u8[fb] = fl | IF_FETCHED | IF_ACTIVE;
+      if ((fl & IF_ACTIVE) !== 0) this.toWarm(ref, cls, hit);
+      else u8[fb] = hit;
     } else {
-      u8[fb] = fl | IF_FETCHED | IF_ACTIVE;
+      u8[fb] = hit;
       if (now - i32[ai]! >= BUMP_INTERVAL) this.move(this.m.classState(cls), ref, seg);
     }
     i32[ai] = now;
+  }
+
+  /**
+   * An item's flag bits after a hit: FETCHED and ACTIVE; with lru_policy=two_hit ACTIVE only if it
+   * was hit before, with frequency one more hit counted.
+   */
+  private afterHit(fl: number): number {
+    const policy = this.m.f64[H_LRU_POLICY];
+    if (policy === TWO_HIT && (fl & IF_FETCHED) === 0) return fl | IF_FETCHED;
+    const counted = policy === FREQUENCY && (fl & IF_HITS) !== IF_HITS ? fl + IF_HIT_UNIT : fl;
+    return counted | IF_FETCHED | IF_ACTIVE;
   }
 
   /** Eviction's second chance: an ACTIVE item at the COLD tail goes to WARM instead. */
@@ -103,14 +122,18 @@ export class Lru {
     this.moveDown(cs, sf, WARM, total, f64[H_WARM_PCT]!, coldAge * f64[H_WARM_FACTOR]!, S.moves_within_lru);
   }
 
-  /** Moves `seg`'s tail down while it is over its cap: ACTIVE items (cleared) to WARM, the others to COLD. */
+  /**
+   * Moves `seg`'s tail down while it is over its cap: ACTIVE items (cleared) to WARM, and items
+   * with hits counted (lru_policy=frequency, spending one); the others to COLD.
+   */
   private moveDown(cs: number, sf: number, seg: number, total: number, pct: number, maxAge: number, activeCounter: number): void {
     const { f64, u32, u8 } = this.m;
     for (let moves = 0; moves < MAINTAIN_MOVES && this.overCap(cs, seg, total, pct, maxAge); moves++) {
       const t = u32[cs + 2 * seg + 1]!;
       const fb = t * 8 + B_IFLAGS;
-      if ((u8[fb]! & IF_ACTIVE) !== 0) {
-        u8[fb] = u8[fb]! & ~IF_ACTIVE;
+      const fl = u8[fb]!;
+      if ((fl & (IF_ACTIVE | IF_HITS)) !== 0) {
+        u8[fb] = (fl & IF_ACTIVE) !== 0 ? fl & ~IF_ACTIVE : fl - IF_HIT_UNIT;
         this.move(cs, t, WARM);
         f64[sf + activeCounter]!++;
       } else {

@@ -21,7 +21,7 @@ import { Items } from './items.js';
 import {
   C, CLASS_F64_SLOTS, CLASS_TABLE_ENTRIES, COUNTER_SLOTS, COUNTERS_KEPT_ON_RESET, H_AUTOMOVE, H_AUTOMOVE_RATIO,
   H_CAS_SEQ, H_EVICT, H_HOT_FACTOR, H_HOT_PCT, H_MAGIC, H_NUM_CLASSES, H_PAGES, H_PAGE_LIMIT, H_PAGE_SIZE,
-  H_SEGMENTED, H_SIZES_CAS_MIN, H_TEMP_LRU, H_TEMP_TTL, H_WARM_FACTOR, H_WARM_PCT, ITEM_HEADER_BYTES, MAGIC,
+  H_LRU_POLICY, H_SEGMENTED, H_SIZES_CAS_MIN, H_TEMP_LRU, H_TEMP_TTL, H_WARM_FACTOR, H_WARM_PCT, ITEM_HEADER_BYTES, MAGIC,
   MF_KEY_BINARY, MF_STALE, MF_WIN_SENT, S, TUNING_SLOTS, computeLayout,
 } from './layout.js';
 import { Lifetime, Liveness } from './lifetime.js';
@@ -30,7 +30,7 @@ import { Lru } from './lru.js';
 import { ShardMemory } from './memory.js';
 import { Mover, type ReassignResult } from './mover.js';
 import { PAGE_SIZE_MAX, slabLadder } from './slabs.js';
-import { DEFAULT_TUNING, type StoreTuning } from './tuning.js';
+import { DEFAULT_TUNING, LRU_POLICIES, type StoreTuning } from './tuning.js';
 
 export interface StoreConfig {
   memoryBytes: number;
@@ -216,6 +216,7 @@ export class Store {
       temporaryTtl: f[H_TEMP_TTL]!,
       segmented: f[H_SEGMENTED] === 1,
       evict: f[H_EVICT] === 1,
+      lruPolicy: LRU_POLICIES[f[H_LRU_POLICY]!]!,
     };
   }
 
@@ -231,6 +232,7 @@ export class Store {
     if (t.temporaryTtl !== undefined) f[H_TEMP_TTL] = t.temporaryTtl;
     if (t.segmented !== undefined) f[H_SEGMENTED] = t.segmented ? 1 : 0;
     if (t.evict !== undefined) f[H_EVICT] = t.evict ? 1 : 0;
+    if (t.lruPolicy !== undefined) f[H_LRU_POLICY] = LRU_POLICIES.indexOf(t.lruPolicy);
   }
 
   get pageSize(): number {
