@@ -15,14 +15,27 @@ interface UserBufferHandle {
   useUserBuffer(buffer: Uint8Array): void;
 }
 
-/** The socket's own symbols for the `onread` option, found by name (they are not exported). */
-function onreadSymbols(socket: Socket): { buffer: symbol; callback: symbol; generator: symbol } | null {
+interface OnreadSymbols {
+  buffer: symbol;
+  callback: symbol;
+  generator: symbol;
+}
+
+/**
+ * net.Socket's own symbols for the `onread` option, found by name on the first socket (they are
+ * not exported; every socket has the same ones); null when this Node has none of that name.
+ */
+let symbols: OnreadSymbols | null | undefined;
+
+function onreadSymbols(socket: Socket): OnreadSymbols | null {
+  if (symbols !== undefined) return symbols;
   const byName = new Map<string, symbol>();
   for (const s of Object.getOwnPropertySymbols(socket)) byName.set(s.description ?? '', s);
   const buffer = byName.get('kBuffer');
   const callback = byName.get('kBufferCb');
   const generator = byName.get('kBufferGen');
-  return buffer === undefined || callback === undefined || generator === undefined ? null : { buffer, callback, generator };
+  symbols = buffer === undefined || callback === undefined || generator === undefined ? null : { buffer, callback, generator };
+  return symbols;
 }
 
 /**
@@ -31,7 +44,7 @@ function onreadSymbols(socket: Socket): { buffer: symbol; callback: symbol; gene
  * (TLS and UDP sockets, a null `shared`, or a Node without the pieces).
  */
 export function readChunks(socket: Socket, shared: Buffer | null, onChunk: (chunk: Buffer, inShared: boolean) => void): void {
-  if (shared !== null && readIntoSharedBuffer(socket, shared, (chunk) => onChunk(chunk, true))) {
+  if (shared !== null && readIntoSharedBuffer(socket, shared, onChunk)) {
     socket.resume(); // flowing, so that the client's end of input still ends the socket
   } else {
     socket.on('data', (chunk: Buffer) => onChunk(chunk, false));
@@ -39,16 +52,16 @@ export function readChunks(socket: Socket, shared: Buffer | null, onChunk: (chun
 }
 
 /** Have `socket`'s reads go into `buffer` and to `onChunk`; false (nothing changed) when it cannot. */
-function readIntoSharedBuffer(socket: Socket, buffer: Buffer, onChunk: (chunk: Buffer) => void): boolean {
+function readIntoSharedBuffer(socket: Socket, buffer: Buffer, onChunk: (chunk: Buffer, inShared: boolean) => void): boolean {
   const handle = (socket as unknown as { _handle?: Partial<UserBufferHandle> | null })._handle;
   if (handle === null || handle === undefined || typeof handle.useUserBuffer !== 'function') return false;
-  const symbols = onreadSymbols(socket);
-  if (symbols === null) return false;
+  const onread = onreadSymbols(socket);
+  if (onread === null) return false;
   const fields = socket as unknown as Record<symbol, unknown>;
-  fields[symbols.buffer] = buffer;
-  fields[symbols.generator] = null;
-  fields[symbols.callback] = (bytes: number, into: Buffer) => {
-    onChunk(into.subarray(0, bytes));
+  fields[onread.buffer] = buffer;
+  fields[onread.generator] = null;
+  fields[onread.callback] = (bytes: number, into: Buffer) => {
+    onChunk(into.subarray(0, bytes), true);
   };
   handle.useUserBuffer(buffer);
   return true;
