@@ -515,11 +515,11 @@ t.test('crawl reclaims expired and flushed items', async (t) => {
   const { store, clock, stats } = make();
   for (let i = 0; i < 100; i++) set(store, `t${i}`, 'v', 10);
   for (let i = 0; i < 100; i++) set(store, `p${i}`, 'v');
-  t.equal(store.crawl(1_000_000), 200);
+  t.equal(store.crawl(1_000_000).checked, 200);
   t.equal(stats().counters.curr_items, 200, 'nothing expired yet');
   clock.t += 10;
   let checked = 0;
-  for (let i = 0; i < 10000 && checked < 200; i++) checked += store.crawl(50);
+  for (let i = 0; i < 10000 && checked < 200; i++) checked += store.crawl(50).checked;
   t.equal(checked, 200, 'crawl resumes where it left off');
   const c = stats().counters;
   t.equal(c.curr_items, 100);

@@ -9,6 +9,16 @@ import { Liveness, type Lifetime } from './lifetime.js';
 import type { ItemLinks } from './links.js';
 import type { ShardMemory } from './memory.js';
 
+/** What one step of the background crawl did. */
+export interface CrawlStep {
+  /** items looked at */
+  checked: number;
+  /** dead items removed */
+  reclaimed: number;
+  /** the step reached the end of the index: the next one starts a new pass */
+  passEnded: boolean;
+}
+
 export class Crawler {
   constructor(
     private readonly m: ShardMemory,
@@ -20,27 +30,34 @@ export class Crawler {
 
   /**
    * The background crawl: from where it stopped last, removes the dead items among about
-   * `maxItems` (whole buckets, at most max(1024, 16 x maxItems) of them); the items looked at.
+   * `maxItems` (whole buckets, at most max(1024, 16 x maxItems) of them), stopping early where a
+   * pass over the whole index ends.
    */
-  crawl(maxItems: number): number {
+  crawl(maxItems: number): CrawlStep {
     const { f64 } = this.m;
     const index = this.index;
     const mask = index.bucketCount - 1;
     const maxBuckets = Math.min(index.bucketCount, Math.max(1024, maxItems * 16));
     let pos = f64[H_CRAWL_POS]! & mask;
     let checked = 0;
-    for (let visited = 0; checked < maxItems && visited < maxBuckets; visited++) {
+    let reclaimed = 0;
+    let passEnded = false;
+    for (let visited = 0; checked < maxItems && visited < maxBuckets && !passEnded; visited++) {
       for (let r = index.first(pos); r !== 0; ) {
         const next = index.next(r);
         checked++;
-        if (this.lifetime.liveness(r) !== Liveness.Alive) this.reclaim(r);
+        if (this.lifetime.liveness(r) !== Liveness.Alive) {
+          this.reclaim(r);
+          reclaimed++;
+        }
         r = next;
       }
       pos = (pos + 1) & mask;
+      passEnded = pos === 0;
     }
     f64[H_CRAWL_POS] = pos;
     f64[this.m.counters + C.crawler_items_checked]! += checked;
-    return checked;
+    return { checked, reclaimed, passEnded };
   }
 
   /**

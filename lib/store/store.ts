@@ -14,7 +14,7 @@ import { memcachedItemSize } from '../protocol/command.js';
 import { parseU64 } from '../protocol/text.js';
 import { Allocator } from './allocator.js';
 import { Chains } from './chains.js';
-import { Crawler } from './crawler.js';
+import { Crawler, type CrawlStep } from './crawler.js';
 import { Evictor } from './eviction.js';
 import { HashIndex } from './hash-index.js';
 import { Items } from './items.js';
@@ -265,7 +265,8 @@ export class Store {
 
   // ---- crawling ---------------------------------------------------------------------------
 
-  crawl(maxItems: number): number {
+  /** One step of the background crawl (see Crawler.crawl). */
+  crawl(maxItems: number): CrawlStep {
     this.m.now = this.clock.now();
     return this.crawler.crawl(maxItems);
   }

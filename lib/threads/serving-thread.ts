@@ -12,6 +12,7 @@ import { serverClock, useClockCell } from '../clock.js';
 import { idleTimeout, replyBudgetMb, watcherBufferKb, type Config, type ProtocolChoice } from '../config.js';
 import { Connection, type ConnectionHost } from '../connection.js';
 import { GarbageBound } from '../gc.js';
+import { CrawlSchedule } from '../store/crawl-schedule.js';
 import { Op, type KeyCommand, type LocalCommand } from '../protocol/command.js';
 import { Errors } from '../protocol/text.js';
 import { HashRing } from '../router.js';
@@ -34,7 +35,7 @@ import type { ClusterView } from '../cluster/discovery.js';
 import { parseWatchKinds, StoreWatch, WatchHub, WatchKind, WatchLine, type CurrentClient } from './watch.js';
 import { Cell, COMMAND_INDEX, Field, PROTOCOLS, ThreadStats, type Protocol } from './thread-stats.js';
 
-/** Items the background crawler inspects per tick; a tick every 100 ms keeps it off the hot path. */
+/** Items the background crawler inspects per tick of a pass; a tick every 100 ms keeps it off the hot path. */
 const CRAWL_PER_TICK = 2000;
 const CRAWL_INTERVAL_MS = 100;
 /** How often a thread publishes its heap size (memshard_memory_bytes reads the last one). */
@@ -151,8 +152,11 @@ export class ServingThread implements ConnectionHost {
     if (idle > 0) setInterval(() => this.kickIdle(idle), IDLE_CHECK_MS);
     // a shard's crawler runs in the thread with its number; any thread could, under the lock
     if (this.thread < this.access.count) {
+      const schedule = new CrawlSchedule();
       setInterval(() => {
-        if (Atomics.load(this.stats.shared, Cell.crawlerEnabled) === 1) this.access.with(this.thread, (store) => store.crawl(CRAWL_PER_TICK));
+        if (Atomics.load(this.stats.shared, Cell.crawlerEnabled) !== 1 || !schedule.due(this.clock.now())) return;
+        const step = this.access.with(this.thread, (store) => store.crawl(CRAWL_PER_TICK));
+        schedule.stepped(this.clock.now(), step);
       }, CRAWL_INTERVAL_MS);
     }
     this.reportMemory();
@@ -174,8 +178,10 @@ export class ServingThread implements ConnectionHost {
       Atomics.sub(shared, Cell.connections, 1);
       this.stats.add(this.thread, Field.rejectedConnections, 1);
       this.log(1, 'Too many open connections');
-      // close once the error is out, whatever the client does: its descriptor must not linger
-      socket.end(TOO_MANY_CONNECTIONS, () => socket.destroy());
+      // memcached's maxconns_fast: write the error and close at once (a fresh socket takes the
+      // line whole, so nothing is left queued); no shutdown round, no descriptor left waiting
+      socket.write(TOO_MANY_CONNECTIONS);
+      socket.destroy();
       return;
     }
     this.stats.add(this.thread, Field.currConnections, 1);
