@@ -11,6 +11,7 @@ import { binaryAction, binaryError, binaryKeyCommand, binaryReply, binaryStats, 
 import { Op, OP_NAMES, type KeyCommand, type LocalCommand } from './protocol/command.js';
 import { Parsed, TextParser } from './protocol/text.js';
 import { readChunks } from './threads/socket-reads.js';
+import { RequestStage, shouldStage } from './threads/request-stage.js';
 import type { ProtocolChoice } from './config.js';
 import type { Protocol } from './threads/thread-stats.js';
 import type { Clock } from './store/store.js';
@@ -87,6 +88,10 @@ export class Connection {
   /** Bytes of replies filled but not yet handed to the socket. */
   private unsentBytes = 0;
   private need = 0;
+  /** The whole length of the request at the front of `pending` when its parser knows it, else 0. */
+  private frontLength = 0;
+  /** A large request being gathered in one buffer (see threads/request-stage.ts). */
+  private stage: RequestStage | null = null;
   private swallow = 0;
   /** Reply slots; slot ids are absolute, `base` is the id of replies[0]. */
   private replies: Array<Buffer | undefined> = [];
@@ -131,7 +136,7 @@ export class Connection {
     this.lastCommandAt = host.clock.now();
     this.parser = new TextParser(host.maxValue);
     socket.setNoDelay(true);
-    readChunks(socket, readBuffer, (chunk, inShared) => this.onData(chunk, inShared));
+    readChunks(socket, readBuffer, (chunk, inShared) => this.onData(chunk, inShared), () => this.stage?.readTarget ?? null);
     socket.on('drain', () => {
       this.recountHeld();
       this.maybeResume();
@@ -152,15 +157,37 @@ export class Connection {
       chunk = chunk.subarray(skip);
       if (chunk.length === 0) return;
     }
-    this.pending.push(chunk);
-    this.pendingBytes += chunk.length;
     this.lastCommandAt = this.host.clock.now();
+    if (this.stage !== null) {
+      chunk = this.stage.take(chunk);
+      if (!this.stage.complete) return;
+      this.pending.push(this.stage.buffer);
+      this.pendingBytes += this.stage.buffer.length;
+      this.stage = null;
+    }
+    if (chunk.length > 0) {
+      this.pending.push(chunk);
+      this.pendingBytes += chunk.length;
+    }
     if (this.yielded && this.pendingBytes > this.need + MAX_UNPARSED_BYTES && !this.inputHeld) {
       this.inputHeld = true;
       this.socket.pause();
     }
     this.process();
+    if (this.wantsStage()) {
+      this.stage = new RequestStage(this.need, this.pending);
+      this.pending.length = 0;
+      this.pendingBytes = 0;
+    }
     if (shared) this.keepApartFrom(chunk.buffer);
+  }
+
+  /** The request at the front is cut, its length is known, and it is large enough to stage. */
+  private wantsStage(): boolean {
+    if (this.stage !== null || this.paused || this.yielded || this.closing || this.frontLength === 0 || this.frontLength !== this.need) return false;
+    // before a login, nothing larger than a few KB is allocated for a client
+    if (!this.authenticated && (this.host.sasl !== null || this.host.asciiAuth !== null)) return false;
+    return shouldStage(this.need, this.pendingBytes);
   }
 
   /** Copy what the connection still holds of `shared` (unparsed input, a multi-get's keys to go). */
@@ -207,6 +234,7 @@ export class Connection {
     const buf = count === 1 ? parts[0]! : Buffer.concat(parts);
     this.pendingBytes -= buf.length;
     this.need = 0;
+    this.frontLength = 0;
     return buf;
   }
 
@@ -270,7 +298,7 @@ export class Connection {
     const started = performance.now();
     const kind = parser.parse(buf, pos, end);
     if (kind === Parsed.Incomplete) {
-      this.need = parser.need;
+      this.need = this.frontLength = parser.need;
       return -1;
     }
     host.countCommand();
@@ -317,7 +345,7 @@ export class Connection {
     const kind = bp.parse(buf, pos, end);
     switch (kind) {
       case BinParsed.Incomplete:
-        this.need = bp.need;
+        this.need = this.frontLength = bp.need;
         return -1;
       case BinParsed.Close:
         this.host.log(1, `<${this.id} invalid binary magic, closing`);

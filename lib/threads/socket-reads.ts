@@ -41,27 +41,30 @@ function onreadSymbols(socket: Socket): OnreadSymbols | null {
 /**
  * Hand `socket`'s input to `onChunk`: read into `shared` where this Node can (the chunk is then
  * valid only during the call, and `inShared` is true), else as the socket's own 'data' chunks
- * (TLS and UDP sockets, a null `shared`, or a Node without the pieces).
+ * (TLS and UDP sockets, a null `shared`, or a Node without the pieces). After each read into
+ * `shared`, `readTarget` may name another buffer for the next read to land in (see
+ * request-stage.ts); null keeps `shared`.
  */
-export function readChunks(socket: Socket, shared: Buffer | null, onChunk: (chunk: Buffer, inShared: boolean) => void): void {
-  if (shared !== null && readIntoSharedBuffer(socket, shared, onChunk)) {
+export function readChunks(socket: Socket, shared: Buffer | null, onChunk: (chunk: Buffer, inShared: boolean) => void, readTarget: () => Buffer | null = () => null): void {
+  if (shared !== null && readIntoSharedBuffer(socket, shared, onChunk, readTarget)) {
     socket.resume(); // flowing, so that the client's end of input still ends the socket
   } else {
     socket.on('data', (chunk: Buffer) => onChunk(chunk, false));
   }
 }
 
-/** Have `socket`'s reads go into `buffer` and to `onChunk`; false (nothing changed) when it cannot. */
-function readIntoSharedBuffer(socket: Socket, buffer: Buffer, onChunk: (chunk: Buffer, inShared: boolean) => void): boolean {
+/** Have `socket`'s reads go into `buffer` (or the next `readTarget`) and to `onChunk`; false (nothing changed) when it cannot. */
+function readIntoSharedBuffer(socket: Socket, buffer: Buffer, onChunk: (chunk: Buffer, inShared: boolean) => void, readTarget: () => Buffer | null): boolean {
   const handle = (socket as unknown as { _handle?: Partial<UserBufferHandle> | null })._handle;
   if (handle === null || handle === undefined || typeof handle.useUserBuffer !== 'function') return false;
   const onread = onreadSymbols(socket);
   if (onread === null) return false;
   const fields = socket as unknown as Record<symbol, unknown>;
   fields[onread.buffer] = buffer;
-  fields[onread.generator] = null;
+  // called after every read; what it returns is where the next read lands
+  fields[onread.generator] = () => readTarget() ?? buffer;
   fields[onread.callback] = (bytes: number, into: Buffer) => {
-    onChunk(into.subarray(0, bytes), true);
+    onChunk(into.subarray(0, bytes), into === buffer);
   };
   handle.useUserBuffer(buffer);
   return true;
