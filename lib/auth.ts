@@ -2,7 +2,7 @@
  * Password files for SASL PLAIN (`-S`, `--sasl-pwdb`) and memcached's text-protocol auth (`-Y`):
  * lines `user:password`. Secrets are compared in constant time and never logged.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createRequire } from 'node:module';
 import { readFileSync } from 'node:fs';
 import { MAX_LINE } from './protocol/text.js';
 
@@ -40,12 +40,12 @@ export class Credentials {
     const given = digest(password);
     const expected = this.users.get(user);
     // compare digests so that the time taken says nothing about the password, nor whether the user exists
-    return timingSafeEqual(given, expected ?? given.map((b) => b ^ 0xff)) && expected !== undefined;
+    return cryptoModule().timingSafeEqual(given, expected ?? given.map((b) => b ^ 0xff)) && expected !== undefined;
   }
 }
 
 function digest(secret: Uint8Array): Buffer {
-  return createHash('sha256').update(secret).digest();
+  return cryptoModule().createHash('sha256').update(secret).digest();
 }
 
 /** SASL PLAIN's message: [authzid] NUL authcid NUL passwd. */
@@ -84,4 +84,11 @@ export function parseAsciiLogin(buf: Buffer, pos: number, end: number): AsciiLog
   const [user, password] = buf.toString('latin1', nl + 1, dataEnd).split(' ').filter((t) => t !== '');
   if (user === undefined || password === undefined) return { kind: 'reply', reply: 'CLIENT_ERROR bad authentication token format\r\n', next };
   return { kind: 'login', user, password: Buffer.from(password, 'latin1'), next };
+}
+
+/** node:crypto, loaded at the first use: the threads of a server without logins do not pay for it (about 1 MB each). */
+let crypto: typeof import('node:crypto') | null = null;
+
+function cryptoModule(): typeof import('node:crypto') {
+  return (crypto ??= createRequire(import.meta.url)('node:crypto') as typeof import('node:crypto'));
 }

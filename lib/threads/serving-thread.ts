@@ -28,7 +28,7 @@ import { PrefixEvent, PrefixStats, renderPrefixDump, type PrefixEventId } from '
 import { OperatorCommands } from './operator.js';
 import { HotKeyTracker } from '../hotkeys/tracker.js';
 import { hotKeysRows, hotKeysTop, renderRows } from '../hotkeys/report.js';
-import { TlsAcceptor, type SecureClient, type TlsCounters } from '../tls/acceptor.js';
+import type { SecureClient, TlsAcceptor, TlsCounters } from '../tls/acceptor.js';
 import { certificatesReloaded } from './thread-stats.js';
 import { clusterPayload, renderClusterConfig } from '../cluster/config.js';
 import type { ClusterView } from '../cluster/discovery.js';
@@ -75,7 +75,8 @@ export class ServingThread implements ConnectionHost {
   private readonly operator: OperatorCommands;
   private readonly watch: WatchHub;
   /** -Z: handshakes for accepted sockets; null = plain TCP. */
-  private readonly tls: TlsAcceptor | null;
+  /** Set in start() with -Z: node:tls is loaded only by a thread that serves TLS (it costs each thread about 1.5 MB). */
+  private tls: TlsAcceptor | null = null;
   /** Auto Discovery's node list (from the main thread), null without one. */
   private cluster: ClusterView | null;
   /** Whose command runs now, for watch lines' cfd. */
@@ -119,9 +120,6 @@ export class ServingThread implements ConnectionHost {
     this.prefixes = new PrefixStats(init.config.prefixDelimiter.charCodeAt(0));
     this.hot = new HotKeyTracker(init.shards.length, init.config.hotKeys, () => this.clock.now() + this.clock.processStarted);
     this.cluster = init.cluster;
-    this.tls = init.config.tls === null
-      ? null
-      : new TlsAcceptor(init.config.tls, this.tlsCounters(), (client) => this.serve(client.socket, client));
     this.access.observe((store) => new StoreWatch(this.watch, store, this.client));
     this.port = init.port;
     this.port.on('message', (msg: ToThread) => this.onMessage(msg));
@@ -129,6 +127,10 @@ export class ServingThread implements ConnectionHost {
   }
 
   async start(): Promise<void> {
+    if (this.config.tls !== null) {
+      const { TlsAcceptor } = await import('../tls/acceptor.js');
+      this.tls = new TlsAcceptor(this.config.tls, this.tlsCounters(), (client) => this.serve(client.socket, client));
+    }
     if (this.init.startTogether) await UdpEndpoint.checkPortFree(this.config, this.thread);
     if (this.init.startTogether) this.waitForEveryThread();
     // UDP first: a port in use fails the start before anything else is open
