@@ -3,6 +3,8 @@
  * `memshard`: read the command line (lib/cli/options.ts), then run the server: in the foreground,
  * or detached with -d; with -u it gives up root once listening.
  */
+// first: it may start the process again before anything else is set up
+import './cli/malloc-arenas.js';
 import { hideBin } from 'yargs/helpers';
 import { Credentials } from './auth.js';
 import { daemonize, isDaemonChild, reportToParent, switchUser, UnknownUserError, writePidFile } from './cli/process.js';

@@ -247,3 +247,26 @@ t.test("stats carries memcached 1.6.18's fields, in its order", async (t) => {
   t.same(theirs.filter((n) => !mine.includes(n)), withoutMeaning, 'every other field is there');
   t.same(mine.filter((n) => theirs.includes(n)), theirs.filter((n) => mine.includes(n)), "in memcached's order");
 });
+
+t.test('the daemon starts itself again with MALLOC_ARENA_MAX=2 where Node can (same PID), and keeps an operator value', async (t) => {
+  const environ = (pid: number) => new Map(readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+  const hasExecve = typeof (process as unknown as { execve?: unknown }).execve === 'function';
+  const saved = process.env['MALLOC_ARENA_MAX'];
+  try {
+    delete process.env['MALLOC_ARENA_MAX'];
+    const d = await startDaemon(['-t', '1', '-U', '0']);
+    t.teardown(() => d.stop());
+    t.equal(environ(d.pid).get('MALLOC_ARENA_MAX'), hasExecve ? '2' : undefined, hasExecve ? 'set, in the process that serves' : 'left alone on a Node without process.execve');
+    const c = await rawClient(d.port);
+    c.send('version\r\n');
+    t.match(await c.readUntil('\r\n'), /^VERSION \d+\.\d+\.\d+\r\n$/, 'and it serves');
+    await c.close();
+    process.env['MALLOC_ARENA_MAX'] = '8';
+    const own = await startDaemon(['-t', '1', '-U', '0']);
+    t.teardown(() => own.stop());
+    t.equal(environ(own.pid).get('MALLOC_ARENA_MAX'), '8', "the operator's value is kept");
+  } finally {
+    if (saved === undefined) delete process.env['MALLOC_ARENA_MAX'];
+    else process.env['MALLOC_ARENA_MAX'] = saved;
+  }
+});
