@@ -5,7 +5,7 @@
  * Why: glibc's malloc gives every thread that allocates an arena of its own (up to 8 per core)
  * and keeps what is freed there. memshard's JavaScript threads and V8's helper threads left
  * 25-30 MB in a dozen arenas after the -m 64 fill of `npm run bench -- --only memory`; with two
- * arenas the RSS after that fill was 19 MB lower, at the same CPU per request (1-16 KB values,
+ * arenas the RSS after that fill was 10-19 MB lower, at the same CPU per request (1-16 KB values,
  * 50 connections, 5 alternating rounds). glibc reads the variable only when the process starts,
  * hence the second start (about 40 ms).
  *
