@@ -8,7 +8,7 @@
 //   node dist/scripts/node-floor.js <port> [threads]     (Node 22.12+: threads share the port by SO_REUSEPORT)
 import net from 'node:net';
 import { Worker, isMainThread, workerData } from 'node:worker_threads';
-import { readChunks } from '../lib/threads/socket-reads.js';
+import { READ_BUFFER_BYTES, readChunks } from '../lib/threads/socket-reads.js';
 
 const CRLF = Buffer.from('\r\n');
 const END = Buffer.from('END\r\n');
@@ -16,7 +16,7 @@ const STORED = Buffer.from('STORED\r\n');
 
 function serve(port: number): void {
   const store = new Map<string, Buffer>();
-  const readBuffer = Buffer.allocUnsafe(64 * 1024);
+  const readBuffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
   net
     .createServer({ noDelay: true }, (socket) => {
       let rest: Buffer | null = null;

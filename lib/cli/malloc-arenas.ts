@@ -16,7 +16,8 @@
  */
 import { accessSync, constants } from 'node:fs';
 
-export const MALLOC_ARENAS = 2;
+// not exported: importing this module anywhere but the CLI would restart that process
+const MALLOC_ARENAS = 2;
 
 type Execve = (file: string, args: string[], env: NodeJS.ProcessEnv) => never;
 

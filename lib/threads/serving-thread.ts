@@ -13,6 +13,7 @@ import { idleTimeout, replyBudgetMb, watcherBufferKb, type Config, type Protocol
 import { Connection, type ConnectionHost } from '../connection.js';
 import { GarbageBound } from '../gc.js';
 import { CrawlSchedule } from '../store/crawl-schedule.js';
+import { READ_BUFFER_BYTES } from './socket-reads.js';
 import { Op, type KeyCommand, type LocalCommand } from '../protocol/command.js';
 import { Errors } from '../protocol/text.js';
 import { HashRing } from '../router.js';
@@ -44,8 +45,6 @@ const TOO_MANY_CONNECTIONS = 'ERROR Too many open connections\r\n';
 const START_BARRIER_MS = 10_000;
 /** How often idle connections are looked for (-o idle_timeout has a one-second grain). */
 const IDLE_CHECK_MS = 1000;
-/** The one buffer every plain connection of a thread reads into: Node's own read size. */
-const READ_BUFFER_BYTES = 64 * 1024;
 const PROTOCOL_INDEX: Record<Protocol, number> = { text: PROTOCOLS.indexOf('text'), binary: PROTOCOLS.indexOf('binary') };
 
 /** An IPv4 peer of a dual-stack socket as memcached prints it (127.0.0.1, not ::ffff:127.0.0.1). */
@@ -89,6 +88,7 @@ export class ServingThread implements ConnectionHost {
   /** -U: this thread's UDP socket, when it has one (see lib/udp/endpoint.ts). */
   private udp: UdpEndpoint | null = null;
   private readonly connections = new Set<Connection>();
+  /** The one buffer every plain connection of this thread reads into (socket-reads.ts). */
   private readonly readBuffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
   private readonly garbage = new GarbageBound();
   /** `stats conns` requests waiting for every thread's answer. */

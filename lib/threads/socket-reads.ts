@@ -11,6 +11,9 @@
  */
 import type { Socket } from 'node:net';
 
+/** The size of a thread's shared read buffer: Node's own read size. */
+export const READ_BUFFER_BYTES = 64 * 1024;
+
 interface UserBufferHandle {
   useUserBuffer(buffer: Uint8Array): void;
 }
