@@ -6,7 +6,8 @@ import { chunkMaxFor } from './store/slabs.js';
 import { readShardStats, type ShardStats } from './store/stats.js';
 import { idleTimeout, replyBudgetMb, slabReassign, watcherBufferKb, workerBufferKb, type Config } from './config.js';
 import { Store } from './store/store.js';
-import { computeLayout, SIZE_BUCKET_BYTES } from './store/layout.js';
+import { computeLayout, HEADER_F64_SLOTS, SIZE_BUCKET_BYTES } from './store/layout.js';
+import { bucketsInUse } from './store/hash-index.js';
 import { TLS_VERSION_NAMES, type TlsSettings } from './tls/settings.js';
 import type { ShardMemory } from './shards/shard-access.js';
 import type { Clock } from './store/store.js';
@@ -117,13 +118,13 @@ export class StatsReporter {
   }
 
   /** Every shard's counters and classes, read from shared memory now. */
-  /** Bytes of every shard's index (hash buckets) and other tables (counters, classes, page table), as laid out. */
+  /** Bytes of every shard's index (the hash buckets in use) and other tables (counters, classes, page table, as laid out). */
   storeTables(): { index: number; tables: number } {
     let index = 0;
     let tables = 0;
     for (const s of this.source.shards) {
       const L = computeLayout(s.config);
-      index += L.bucketCount * 4;
+      index += bucketsInUse(new Float64Array(s.sab, 0, HEADER_F64_SLOTS)) * 4;
       tables += L.pageAreaByte - L.bucketCount * 4;
     }
     return { index, tables };

@@ -307,7 +307,7 @@ export class Exporter {
     perThread('memshard_thread_connections', 'Open connections served by the thread.', Field.currConnections, 'gauge');
     perThread('memshard_thread_commands_total', 'Requests the thread parsed and answered.', Field.commands, 'counter');
     const memory = () => this.memoryBreakdown();
-    this.labelled('gauge', 'memshard_memory_bytes', 'Where the process memory goes: rss (all of it), slab_pages (item pages handed out), store_index and store_tables (hash buckets and the other shard tables, as laid out; the OS commits their pages as they are written), js_heap and js_external (V8 heaps of every thread and the Buffers outside them; serving threads report once a second), other (rss minus the rest: Node.js code, malloc, stacks).', 'kind', memory);
+    this.labelled('gauge', 'memshard_memory_bytes', 'Where the process memory goes: rss (all of it), slab_pages (item pages handed out), store_index and store_tables (the hash buckets in use, and the other shard tables as laid out; the OS commits their pages as they are written), js_heap and js_external (V8 heaps of every thread and the Buffers outside them; serving threads report once a second), other (rss minus the rest: Node.js code, malloc, stacks).', 'kind', memory);
   }
 
   /** memshard_memory_bytes: the process RSS and its parts. */

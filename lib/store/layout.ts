@@ -4,7 +4,7 @@
  *
  *   [header f64 x32][counters f64 x64][class stats f64 64x32][automove window f64 64x123]
  *   [class state u32 64x32]
- *   [page table u32 x pages][hash buckets u32 x 2^k][pad to 4 KiB][pages ...]
+ *   [page table u32 x pages][hash buckets u32 x 2^k, written as the index grows][pad to 4 KiB][pages ...]
  *
  * The page area comes last and is never written at init: a fresh SharedArrayBuffer is zero-filled
  * lazily by the OS, so RSS only grows as pages are actually carved.
@@ -95,6 +95,10 @@ export const H_AUTOMOVE_RATIO = 21; // slab_automove_ratio
 export const H_AUTOMOVE_SECOND = 22; // the server second the slab mover last looked at
 export const H_AUTOMOVE_TICKS = 23; // seconds the slab mover has looked at (its window position)
 export const H_LRU_POLICY = 24; // -o lru_policy: its index in LRU_POLICIES (tuning.ts)
+// The hash index's growth (hash-index.ts): buckets in use = base + split.
+export const H_INDEX_BASE = 25; // a power of two
+export const H_INDEX_SPLIT = 26; // the next bucket to split, 0..base-1
+export const H_INDEX_ITEMS = 27; // items on the index's chains
 export const HEADER_F64_SLOTS = 32;
 /** Tuning slots, in the order they are saved and restored over a re-initialisation. */
 export const TUNING_SLOTS: readonly number[] = [
@@ -183,7 +187,7 @@ export interface Layout {
   /** Pages -m gives the shard (pages is what its address space holds). */
   pageLimit: number;
   bucketsU32: number; // Uint32 index of bucket 0
-  bucketCount: number; // power of two
+  bucketCount: number; // the most buckets the index may grow to; a power of two
   pageAreaByte: number; // 4 KiB aligned
   byteLength: number;
 }
@@ -198,9 +202,9 @@ export function computeLayout(cfg: LayoutConfig): Layout {
   const pageLimit = Math.max(1, Math.floor(cfg.memoryBytes / pageSize));
   const pages = Math.max(pageLimit, Math.floor((cfg.capacityBytes ?? 0) / pageSize));
   const classSizes = slabLadder(ITEM_HEADER_BYTES, cfg.minChunk, cfg.growthFactor, pageSize);
-  // A bucket per two items -m could hold at most (all in the smallest class): chains of two at
-  // worst, far less with real sizes (1 KB items fill a tenth of the buckets). The index's pages are
-  // all written soon (keys hash everywhere), so a bucket per item cost 64 MB of RSS at -m 1024.
+  // Room for a bucket per two items -m could hold at most (all in the smallest class). The index
+  // grows into it with the items (hash-index.ts), and a fresh buffer's pages cost RSS only once
+  // written, so the part not grown into is address space, not memory.
   const maxItems = Math.ceil((pageLimit * pageSize) / classSizes[0]!);
   let bucketCount = 1024;
   while (bucketCount * 2 < maxItems) bucketCount *= 2;

@@ -6,8 +6,9 @@
 import {
   B_KEY, CLASS_F64_SLOTS, CLASS_STAT_NAMES, CLASS_U32_SLOTS, COLD, COUNTER_NAMES, HOT, H_NUM_CLASSES,
   H_PAGES_USED, I_ATIME, K_CARVE_NEXT, K_CARVE_PAGE, K_CHUNKS, K_CHUNK_SIZE, K_COUNT, K_FREE_COUNT, K_PER_PAGE,
-  K_TOTAL_PAGES, S, TEMP, WARM, computeLayout,
+  K_TOTAL_PAGES, S, TEMP, WARM, computeLayout, H_INDEX_BASE,
 } from './layout.js';
+import { bucketsInUse } from './hash-index.js';
 import type { LayoutConfig } from './layout.js';
 
 export interface ClassStats {
@@ -57,9 +58,9 @@ export interface ClassStats {
 export interface ShardStats {
   counters: Record<string, number>;
   classes: ClassStats[];
-  /** log2 of the hash index's bucket count (memcached's hash_power_level). */
+  /** log2 of the hash index's base bucket count (memcached's hash_power_level). */
   hashPowerLevel: number;
-  /** Bytes of the hash index. */
+  /** Bytes of the hash index's buckets in use. */
   hashBytes: number;
 }
 
@@ -160,5 +161,5 @@ export function readShardStats(sab: SharedArrayBuffer, cfg: LayoutConfig, now: n
       hits_to_temp: st.hits_to_temp,
     });
   }
-  return { counters, classes, hashPowerLevel: Math.log2(L.bucketCount), hashBytes: L.bucketCount * 4 };
+  return { counters, classes, hashPowerLevel: Math.log2(f64[H_INDEX_BASE]!), hashBytes: bucketsInUse(f64) * 4 };
 }

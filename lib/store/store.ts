@@ -171,12 +171,15 @@ export class Store {
     const seq = f[H_CAS_SEQ]!;
     const kept = f[H_MAGIC] === MAGIC ? TUNING_SLOTS.map((slot) => f[slot]!) : null;
     if (f[H_MAGIC] === MAGIC) {
-      // A previous store used this buffer: wipe all metadata (index included), never the pages.
-      this.m.u32.fill(0, 0, this.m.pageRef0 * 2);
+      // A previous store used this buffer: wipe all metadata, never the pages. Of the index, only
+      // the buckets it grew into were written.
+      this.index.reset();
+      this.m.u32.fill(0, 0, this.m.buckets);
     } else {
       // Fresh buffers are zero-filled; touching only the small tables keeps the index's RSS lazy.
       this.m.u32.fill(0, 0, this.m.pageTable);
     }
+    this.index.reset(); // the header is zero now: this only starts the index at its first size
     f[H_CAS_SEQ] = Number.isFinite(seq) && seq > 0 ? seq : 0;
     f[H_NUM_CLASSES] = this.m.classCount;
     f[H_PAGES] = this.m.pages;
@@ -272,15 +275,15 @@ export class Store {
   }
 
   /** `lru_crawler crawl` (see Crawler.reclaimDead). */
-  reclaimDead(from: number, count: number, classes: ReadonlySet<number> | null, perClass: number, seen: Map<number, number>): number {
+  reclaimDead(from: number, buckets: number, classes: ReadonlySet<number> | null, perClass: number, seen: Map<number, number>): number {
     this.m.now = this.clock.now();
-    return this.crawler.reclaimDead(from, count, classes, perClass, seen);
+    return this.crawler.reclaimDead(from, buckets, classes, perClass, seen);
   }
 
-  /** Visits live items bucket by bucket (see Crawler.forEachLive). */
-  forEachLive(from: number, count: number, visit: (ref: number) => void): number {
+  /** Visits live items, walk group by walk group of the hash index (see Crawler.forEachLive). */
+  forEachLive(from: number, buckets: number, visit: (ref: number) => void): number {
     this.m.now = this.clock.now();
-    return this.crawler.forEachLive(from, count, visit);
+    return this.crawler.forEachLive(from, buckets, visit);
   }
 
   // ---- statistics -------------------------------------------------------------------------

@@ -33,7 +33,7 @@ export const OperatorReplies = {
   memlimitFailed: 'MEMLIMIT_ADJUST_FAILED out of bounds or unable to adjust\r\n',
 } as const;
 
-/** Items a crawl looks at per slice under a shard's lock. */
+/** Hash buckets a crawl looks at per slice under a shard's lock. */
 const CRAWL_BUCKETS_PER_SLICE = 4096;
 
 export interface OperatorHost {
