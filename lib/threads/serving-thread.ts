@@ -34,6 +34,7 @@ import { certificatesReloaded } from './thread-stats.js';
 import { clusterPayload, renderClusterConfig } from '../cluster/config.js';
 import type { ClusterView } from '../cluster/discovery.js';
 import { parseWatchKinds, StoreWatch, WatchHub, WatchKind, WatchLine, type CurrentClient } from './watch.js';
+import { refuseEarly } from './fast-refusal.js';
 import { Cell, COMMAND_INDEX, Field, PROTOCOLS, ThreadStats, type Protocol } from './thread-stats.js';
 
 /** Items the background crawler inspects per tick of a pass; a tick every 100 ms keeps it off the hot path. */
@@ -142,6 +143,7 @@ export class ServingThread implements ConnectionHost {
             listener.once('error', reject);
             listener.listen({ ...this.init.listen[i]!.at, backlog: this.config.backlog }, () => {
               listener.off('error', reject);
+              refuseEarly(listener, () => this.full(), TOO_MANY_CONNECTIONS, () => this.refused());
               resolve();
             });
           }),
@@ -172,14 +174,24 @@ export class ServingThread implements ConnectionHost {
     this.stats.set(this.thread, Field.externalBytes, heap.external_memory);
   }
 
+  /** Every connection -c allows is open (over all threads). */
+  private full(): boolean {
+    return Atomics.load(this.stats.shared, Cell.connections) >= this.config.connLimit;
+  }
+
+  private refused(): void {
+    this.stats.add(this.thread, Field.rejectedConnections, 1);
+    this.log(1, 'Too many open connections');
+  }
+
   private accept(socket: net.Socket, tls: boolean): void {
     const shared = this.stats.shared;
     // a reset from the peer must not become an unhandled 'error' event that ends the thread
     socket.on('error', (err) => this.log(2, `connection error: ${err.message}`));
+    // the place is taken here; refuseEarly only spares the Socket when -c is plainly reached
     if (Atomics.add(shared, Cell.connections, 1) >= this.config.connLimit) {
       Atomics.sub(shared, Cell.connections, 1);
-      this.stats.add(this.thread, Field.rejectedConnections, 1);
-      this.log(1, 'Too many open connections');
+      this.refused();
       // memcached's maxconns_fast: write the error and close at once (a fresh socket takes the
       // line whole, so nothing is left queued); no shutdown round, no descriptor left waiting
       socket.write(TOO_MANY_CONNECTIONS);
