@@ -4,6 +4,7 @@
  */
 import { finestGrowthFactor, MEMCACHED_GROWTH_FACTOR, pageSizeFor } from './store/slabs.js';
 import { computeLayout, ITEM_HEADER_BYTES, type LayoutConfig } from './store/layout.js';
+import { INDEX_START_BUCKETS } from './store/hash-index.js';
 import { constants as bufferConstants } from 'node:buffer';
 import type { StoreConfig } from './store/store.js';
 import { DEFAULT_TUNING, LRU_POLICIES, type LruPolicy, type StoreTuning } from './store/tuning.js';
@@ -84,12 +85,12 @@ const HONOURED_EXTRAS = new Set([
   'idle_timeout', 'read_buf_mem_limit', 'slab_reassign', 'no_slab_reassign', 'slab_automove', 'no_slab_automove',
   'slab_automove_ratio', 'lru_crawler', 'no_lru_crawler', 'lru_crawler_sleep', 'lru_crawler_tocrawl', 'lru_maintainer', 'no_lru_maintainer',
   'hot_lru_pct', 'warm_lru_pct', 'hot_max_factor', 'warm_max_factor', 'temporary_ttl', 'lru_policy', 'track_sizes',
-  'watcher_logbuf_size', 'worker_logbuf_size', ...TLS_EXTRAS,
+  'watcher_logbuf_size', 'worker_logbuf_size', 'hashpower', 'no_hashexpand', ...TLS_EXTRAS,
 ]);
 
 /** `-o` keys memcached accepts that memshard takes but that change nothing here. */
 export const IGNORED_EXTRAS = new Set([
-  'maxconns_fast', 'hashpower', 'hash_algorithm', 'slab_chunk_max', 'no_hashexpand', 'modern', 'no_modern',
+  'maxconns_fast', 'hash_algorithm', 'slab_chunk_max', 'modern', 'no_modern',
   'drop_privileges', 'no_drop_privileges',
 ]);
 
@@ -134,6 +135,7 @@ export function validate(c: Config): Config {
   int('-b/--listen-backlog', c.backlog, 1, 1_000_000);
   idleTimeout(c);
   replyBudgetMb(c);
+  hashpowerInit(c);
   listeners(c);
   clusterSource(c);
   storeTuning(c);
@@ -185,6 +187,23 @@ export function idleTimeout(c: Config): number {
  */
 export function replyBudgetMb(c: Config): number {
   return wholeExtra(c, 'read_buf_mem_limit', 'megabytes');
+}
+
+/**
+ * `-o hashpower=N` (memcached's hashpower_init): the hash index starts with 2^N buckets over all
+ * shards instead of growing from small; 0 when not given. memcached reads N with atoi.
+ */
+export function hashpowerInit(c: Config): number {
+  const text = c.extras['hashpower'];
+  if (text === undefined) return 0;
+  if (text === '') throw new ConfigError('-o hashpower: Missing numeric argument for hashpower');
+  const n = Number.parseInt(text, 10);
+  const power = Number.isNaN(n) ? 0 : n;
+  if (power < 12) throw new ConfigError(`-o hashpower=${text}: Initial hashtable multiplier of ${power} is too low`);
+  if (power > 32) {
+    throw new ConfigError(`-o hashpower=${text}: Initial hashtable multiplier of ${power} is too high; choose a value based on "STAT hash_power_level" from a running instance`);
+  }
+  return power;
 }
 
 /** Checks the Auto Discovery flags: one source at most, a node list that parses, a sane interval. */
@@ -354,6 +373,7 @@ export function shardStoreConfigs(c: Config): StoreConfig[] {
   const memoryBytes = Math.floor((c.memoryLimitMb * MB) / c.threads);
   const tuning = storeTuning(c);
   const layout = shardLayoutOf(c);
+  const hashpower = hashpowerInit(c);
   return Array.from({ length: c.threads }, (_, shardIndex) => ({
     ...layout,
     memoryBytes,
@@ -361,6 +381,8 @@ export function shardStoreConfigs(c: Config): StoreConfig[] {
     capacityBytes: c.preallocate ? memoryBytes : storeCapacity({ ...layout, memoryBytes }),
     tuning,
     memcachedGrowthFactor: c.growthFactor ?? MEMCACHED_GROWTH_FACTOR,
+    indexStartBuckets: hashpower === 0 ? INDEX_START_BUCKETS : 2 ** hashpower / c.threads,
+    indexGrows: !('no_hashexpand' in c.extras),
     shardIndex,
     shardCount: c.threads,
   }));

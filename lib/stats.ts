@@ -4,7 +4,7 @@
  */
 import { chunkMaxFor } from './store/slabs.js';
 import { readShardStats, type ShardStats } from './store/stats.js';
-import { idleTimeout, replyBudgetMb, slabReassign, watcherBufferKb, workerBufferKb, type Config } from './config.js';
+import { hashpowerInit, idleTimeout, replyBudgetMb, slabReassign, watcherBufferKb, workerBufferKb, type Config } from './config.js';
 import { Store } from './store/store.js';
 import { computeLayout, HEADER_F64_SLOTS, SIZE_BUCKET_BYTES } from './store/layout.js';
 import { bucketsInUse } from './store/hash-index.js';
@@ -187,7 +187,8 @@ export class StatsReporter {
       ['time_in_listen_disabled_us', 0],
       ['threads', config.threads],
       ['conn_yields', c(Field.connYields)],
-      ['hash_power_level', Math.max(...shards.map((s) => s.hashPowerLevel))],
+      // of the shards' tables together, as memcached's one table (-o hashpower=N gives N)
+      ['hash_power_level', Math.floor(Math.log2(shards.reduce((sum, s) => sum + 2 ** s.hashPowerLevel, 0)))],
       ['hash_bytes', shards.reduce((sum, s) => sum + s.hashBytes, 0)],
       ['hash_is_expanding', 0],
       // memshard never reassigns slab pages between classes, has no LRU maintainer thread and no watchers
@@ -253,7 +254,7 @@ export class StatsReporter {
       ['auth_enabled_ascii', cfg.authFile ?? 'no'],
       ['item_size_max', cfg.maxItemSize],
       ['maxconns_fast', 'yes'],
-      ['hashpower_init', 0],
+      ['hashpower_init', hashpowerInit(cfg)],
       ['slab_reassign', onOff(slabReassign(cfg))],
       ['slab_automove', t.automove],
       ['slab_automove_ratio', t.automoveRatio.toFixed(2)],

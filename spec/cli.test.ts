@@ -80,6 +80,10 @@ t.test('flags memshard cannot honour are refused with the reason', async (t) => 
     [['-o', 'slab_automove=3'], /^memshard: -o slab_automove=3: slab_automove must be between 0 and 2/],
     [['-o', 'lru_crawler_sleep=2000000'], /^memshard: -o lru_crawler_sleep=2000000: LRU crawler sleep must be between 0 and 1 second/],
     [['-o', 'hot_max_factor=0'], /^memshard: -o hot_max_factor=0: hot_max_factor must be > 0/],
+    [['-o', 'hashpower=11'], /^memshard: -o hashpower=11: Initial hashtable multiplier of 11 is too low/],
+    [['-o', 'hashpower=x'], /^memshard: -o hashpower=x: Initial hashtable multiplier of 0 is too low/],
+    [['-o', 'hashpower=33'], /^memshard: -o hashpower=33: Initial hashtable multiplier of 33 is too high/],
+    [['-o', 'hashpower'], /^memshard: -o hashpower: Missing numeric argument for hashpower/],
     [['-k'], /^memshard: -k\/--lock-memory: /],
     [['-C'], /^memshard: -C\/--disable-cas: /],
     [['-e', '/dev/shm/x'], /^memshard: -e\/--memory-file: .*not persistent/],
@@ -210,4 +214,34 @@ t.test('-s and -a: a UNIX domain socket with its mode, answered as memcached ans
   const compared = lines(a, mine);
   t.equal(compared.length, 7, `replies, settings and the connection's addresses: ${compared.join(' | ')}`);
   t.same(compared, lines(b, theirs).filter((l) => l !== 'STAT n:addr unix:<path>'));
+});
+
+/** `stats` and `stats settings` rows about the hash table, after `sets` noreply sets. */
+async function hashRows(port: number, sets: number): Promise<Record<string, string>> {
+  const c = await rawClient(port, 10_000);
+  let batch = '';
+  for (let i = 0; i < sets; i++) batch += `set hk${i} 0 0 1 noreply\r\nx\r\n`;
+  c.send(`${batch}stats\r\nstats settings\r\n`);
+  const text = (await c.readUntil('END\r\n')) + (await c.readUntil('END\r\n'));
+  await c.close();
+  return Object.fromEntries([...text.matchAll(/STAT (hash\S*) (\S+)\r\n/g)].map((m) => [m[1]!, m[2]!]));
+}
+
+t.test('-o hashpower and no_hashexpand: the hash index starts at 2^N buckets, and keeps that size without expansion', async (t) => {
+  const { memcached, memshard } = await bothWith(['-t', '4', '-o', 'hashpower=18'], (port) => hashRows(port, 0));
+  for (const [name, want] of [['hashpower_init', '18'], ['hash_power_level', '18']] as const) {
+    t.equal((memshard as Record<string, string>)[name], want, `${name} ${want}`);
+    t.equal((memcached as Record<string, string>)[name], want, `memcached says ${name} ${want} too`);
+  }
+  t.equal((memshard as Record<string, string>)['hash_bytes'], String(2 ** 18 * 4), 'four bytes a bucket');
+  for (const [args, grows] of [[[], true], [['-o', 'no_hashexpand'], false]] as const) {
+    const d = await startDaemon(['-t', '4', ...args]);
+    const before = await hashRows(d.port, 0);
+    const after = await hashRows(d.port, 20_000);
+    await d.stop();
+    t.equal(before['hash_bytes'], String(4 * 1024 * 4), `${args.join(' ') || 'defaults'}: 1024 buckets a shard at start`);
+    t.equal(before['hashpower_init'], '0');
+    if (grows) t.ok(Number(after['hash_bytes']) >= (20_000 / 1.5) * 4, `grown to ${after['hash_bytes']} bytes for 20,000 items`);
+    else t.equal(after['hash_bytes'], before['hash_bytes'], 'no_hashexpand: the same size after 20,000 items');
+  }
 });

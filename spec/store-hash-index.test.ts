@@ -165,3 +165,15 @@ t.test('a store over a used buffer starts a fresh index and clears only the buck
   t.same(range(0, grown).filter((b) => s.m.u32[s.m.buckets + b] !== 0), [], `all ${grown} buckets it had used are empty`);
   t.equal(s.found('key:7'), 0, 'the old items are gone');
 });
+
+t.test('reset: a first size rounded down to a power of two within the bounds, and growth off', async (t) => {
+  const s = grownShard(0);
+  for (const [asked, got] of [[0, 1024], [1500, 1024], [5000, 4096], [1 << 20, 65536]] as const) {
+    s.index.reset(asked, true);
+    t.equal(s.index.size, got, `${asked} buckets asked: ${got}`);
+  }
+  s.index.reset(2048, false);
+  s.add(10_000, 0);
+  t.equal(s.index.size, 2048, 'without growth the table keeps its size');
+  t.same([...s.refs].filter(([name, r]) => s.found(name) !== r), [], 'and finds every item on longer chains');
+});

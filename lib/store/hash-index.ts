@@ -10,7 +10,7 @@
  * `split + base`, so there is never a pause to rehash the whole table.
  */
 import { fnv1a32 } from '../hash.js';
-import { B_KEY, B_NKEY, H_INDEX_BASE, H_INDEX_ITEMS, H_INDEX_SPLIT, I_HNEXT } from './layout.js';
+import { B_KEY, B_NKEY, H_INDEX_BASE, H_INDEX_GROWS, H_INDEX_ITEMS, H_INDEX_SPLIT, I_HNEXT } from './layout.js';
 import type { ShardMemory } from './memory.js';
 
 /**
@@ -49,15 +49,26 @@ export class HashIndex {
     return fnv1a32(key, 0, key.length);
   }
 
-  /** A fresh, empty index: zeroes the buckets the previous one used (the rest were never written). */
-  reset(): void {
-    const { f64, u32 } = this.m;
+  /** Zeroes the buckets in use (the others were never written since the last reset). */
+  clear(): void {
     const used = this.size;
     const end = Number.isInteger(used) && used >= 0 && used <= this.capacity ? used : this.capacity;
-    u32.fill(0, this.m.buckets, this.m.buckets + end);
-    f64[H_INDEX_BASE] = INDEX_START_BUCKETS;
+    this.m.u32.fill(0, this.m.buckets, this.m.buckets + end);
+  }
+
+  /**
+   * A fresh, empty index of `startBuckets` (rounded down to a power of two within
+   * INDEX_START_BUCKETS and the capacity) that grows or not.
+   */
+  reset(startBuckets: number, grows: boolean): void {
+    const f64 = this.m.f64;
+    this.clear();
+    let base = INDEX_START_BUCKETS;
+    while (base * 2 <= Math.min(startBuckets, this.capacity)) base *= 2;
+    f64[H_INDEX_BASE] = base;
     f64[H_INDEX_SPLIT] = 0;
     f64[H_INDEX_ITEMS] = 0;
+    f64[H_INDEX_GROWS] = grows ? 1 : 0;
   }
 
   /** The item under key (h = hash(key)), alive or not, or 0. */
@@ -86,7 +97,7 @@ export class HashIndex {
     u32[slot] = ref;
     const items = ++f64[H_INDEX_ITEMS]!;
     const size = this.size;
-    if (items > GROW_LOAD * size && size < this.capacity) this.splitNext();
+    if (items > GROW_LOAD * size && size < this.capacity && f64[H_INDEX_GROWS] === 1) this.splitNext();
   }
 
   /** Takes the item out of its bucket's chain (found again by hashing its stored key). */

@@ -99,6 +99,7 @@ export const H_LRU_POLICY = 24; // -o lru_policy: its index in LRU_POLICIES (tun
 export const H_INDEX_BASE = 25; // a power of two
 export const H_INDEX_SPLIT = 26; // the next bucket to split, 0..base-1
 export const H_INDEX_ITEMS = 27; // items on the index's chains
+export const H_INDEX_GROWS = 28; // 1 = grows past the load, 0 = -o no_hashexpand
 export const HEADER_F64_SLOTS = 32;
 /** Tuning slots, in the order they are saved and restored over a re-initialisation. */
 export const TUNING_SLOTS: readonly number[] = [

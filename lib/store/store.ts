@@ -16,7 +16,7 @@ import { Allocator } from './allocator.js';
 import { Chains } from './chains.js';
 import { Crawler, type CrawlStep } from './crawler.js';
 import { Evictor } from './eviction.js';
-import { HashIndex } from './hash-index.js';
+import { HashIndex, INDEX_START_BUCKETS } from './hash-index.js';
 import { Items } from './items.js';
 import {
   C, CLASS_F64_SLOTS, CLASS_TABLE_ENTRIES, COUNTER_SLOTS, COUNTERS_KEPT_ON_RESET, H_AUTOMOVE, H_AUTOMOVE_RATIO,
@@ -46,6 +46,10 @@ export interface StoreConfig {
   minChunk: number;
   shardIndex: number;
   shardCount: number;
+  /** Buckets the hash index starts with (-o hashpower's share; rounded down to a power of two, at least INDEX_START_BUCKETS). */
+  indexStartBuckets?: number;
+  /** false = -o no_hashexpand: the index keeps its first size. */
+  indexGrows?: boolean;
 }
 
 export interface Clock {
@@ -163,23 +167,24 @@ export class Store {
     this.mover = new Mover(m, this.items, this.allocator, this.lru, this.chains, this.links, this.lifetime);
     this.evictor = new Evictor(m, this.items, this.allocator, this.lru, this.links, this.lifetime, this.mover);
     this.crawler = new Crawler(m, this.items, this.index, this.links, this.lifetime);
-    if (!attach) this.init(L.pageLimit, cfg.tuning ?? DEFAULT_TUNING);
+    if (!attach) this.init(cfg, L.pageLimit);
   }
 
-  private init(pageLimit: number, tuning: StoreTuning): void {
+  private init(cfg: StoreConfig, pageLimit: number): void {
     const f = this.m.f64;
     const seq = f[H_CAS_SEQ]!;
     const kept = f[H_MAGIC] === MAGIC ? TUNING_SLOTS.map((slot) => f[slot]!) : null;
     if (f[H_MAGIC] === MAGIC) {
       // A previous store used this buffer: wipe all metadata, never the pages. Of the index, only
       // the buckets it grew into were written.
-      this.index.reset();
+      this.index.clear();
       this.m.u32.fill(0, 0, this.m.buckets);
     } else {
       // Fresh buffers are zero-filled; touching only the small tables keeps the index's RSS lazy.
       this.m.u32.fill(0, 0, this.m.pageTable);
     }
-    this.index.reset(); // the header is zero now: this only starts the index at its first size
+    // the header is zero now: this only starts the index at its first size
+    this.index.reset(cfg.indexStartBuckets ?? INDEX_START_BUCKETS, cfg.indexGrows ?? true);
     f[H_CAS_SEQ] = Number.isFinite(seq) && seq > 0 ? seq : 0;
     f[H_NUM_CLASSES] = this.m.classCount;
     f[H_PAGES] = this.m.pages;
@@ -188,7 +193,7 @@ export class Store {
     if (kept !== null) {
       TUNING_SLOTS.forEach((slot, i) => (f[slot] = kept[i]!));
     } else {
-      this.tune(tuning);
+      this.tune(cfg.tuning ?? DEFAULT_TUNING);
       f[H_PAGE_LIMIT] = pageLimit;
       f[H_SIZES_CAS_MIN] = -1;
     }
