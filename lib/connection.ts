@@ -107,6 +107,8 @@ export class Connection {
   private turnBytes = 0;
   /** Not reading: the unparsed input waits for its turn (see MAX_UNPARSED_BYTES). */
   private inputHeld = false;
+  /** The client closed its side: close once everything it asked is answered. */
+  private peerEnded = false;
   /** What this connection counts in the server-wide reply budget, KB. */
   private heldKb = 0;
   /** Held back by the spent server-wide budget (counted once per wait in response_obj_oom). */
@@ -145,6 +147,31 @@ export class Connection {
       this.host.holdReplies(-this.heldKb);
       this.heldKb = 0;
     });
+    // The client closed its side (a read of 0 bytes): the requests it sent before are still
+    // answered, then the connection closes, as memcached does. Node would end the socket's write
+    // side at once, before the requests waiting for a later turn (-R) have run. A TLS socket keeps
+    // Node's ending, with its close_notify.
+    if (!('encrypted' in socket)) {
+      socket.allowHalfOpen = true;
+      socket.on('end', () => {
+        this.peerEnded = true;
+        if (this.allAnswered()) this.closeAnswered();
+      });
+    }
+  }
+
+  /** No request waits for its turn or its reply (a request cut by the client's close is dropped, as memcached drops it). */
+  private allAnswered(): boolean {
+    return this.replies.length === 0 && this.multiGet === null && !this.yielded && !this.inputHeld && !this.paused;
+  }
+
+  /**
+   * After the client's end, with every request answered: close at once when every reply is
+   * written (no shutdown round first), else once they are.
+   */
+  private closeAnswered(): void {
+    if (this.socket.writableLength === 0) this.socket.destroy();
+    else this.socket.end();
   }
 
   /** `shared`: chunk lives in the thread's read buffer, which the next read overwrites. */
@@ -220,6 +247,7 @@ export class Connection {
       this.inputHeld = false;
       this.socket.resume();
     }
+    if (this.peerEnded && this.allAnswered()) this.closeAnswered();
   }
 
   /**
