@@ -149,15 +149,12 @@ export class Connection {
     });
     // The client closed its side (a read of 0 bytes): the requests it sent before are still
     // answered, then the connection closes, as memcached does. Node would end the socket's write
-    // side at once, before the requests waiting for a later turn (-R) have run. A TLS socket keeps
-    // Node's ending, with its close_notify.
-    if (!('encrypted' in socket)) {
-      socket.allowHalfOpen = true;
-      socket.on('end', () => {
-        this.peerEnded = true;
-        if (this.allAnswered()) this.closeAnswered();
-      });
-    }
+    // side at once, before the requests waiting for a later turn (-R) have run.
+    socket.allowHalfOpen = true;
+    socket.on('end', () => {
+      this.peerEnded = true;
+      if (this.allAnswered()) this.closeAnswered();
+    });
   }
 
   /** No request waits for its turn or its reply (a request cut by the client's close is dropped, as memcached drops it). */
@@ -167,10 +164,10 @@ export class Connection {
 
   /**
    * After the client's end, with every request answered: close at once when every reply is
-   * written (no shutdown round first), else once they are.
+   * written (no shutdown round first), else once they are; TLS ends with its close_notify.
    */
   private closeAnswered(): void {
-    if (this.socket.writableLength === 0) this.socket.destroy();
+    if (this.socket.writableLength === 0 && !('encrypted' in this.socket)) this.socket.destroy();
     else this.socket.end();
   }
 
