@@ -188,7 +188,7 @@ export class StatsReporter {
       ['threads', config.threads],
       ['conn_yields', c(Field.connYields)],
       // of the shards' tables together, as memcached's one table (-o hashpower=N gives N)
-      ['hash_power_level', Math.floor(Math.log2(shards.reduce((sum, s) => sum + 2 ** s.hashPowerLevel, 0)))],
+      ['hash_power_level', Math.floor(Math.log2(shards.reduce((sum, s) => sum + s.hashBaseBuckets, 0)))],
       ['hash_bytes', shards.reduce((sum, s) => sum + s.hashBytes, 0)],
       ['hash_is_expanding', 0],
       // memshard never reassigns slab pages between classes, has no LRU maintainer thread and no watchers

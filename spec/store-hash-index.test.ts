@@ -1,6 +1,7 @@
 import t from 'tap';
 import { fnv1a32 } from '../lib/hash.js';
 import { INDEX_START_BUCKETS } from '../lib/store/hash-index.js';
+import { H_INDEX_BASE } from '../lib/store/layout.js';
 import { Store } from '../lib/store/store.js';
 import { key, PROCESS_STARTED, smallConfig, smallShard } from './helpers/shard.js';
 
@@ -113,7 +114,7 @@ t.test('the index grows with its items, one split per insert past 1.5 items per 
   t.equal(s.index.size, INDEX_START_BUCKETS + 1, 'the next insert splits one bucket');
   s.add(20_000 - 1537, 1537);
   t.ok(s.index.size >= 20_000 / 1.5 && s.index.size < 20_000 / 1.5 + 1, `20,000 items on ${s.index.size} buckets`);
-  t.equal(s.index.powerLevel, 13, 'base 8192 after three doublings');
+  t.equal(s.m.f64[H_INDEX_BASE], 8192, 'base 8192 after three doublings');
   const missing = [...s.refs].filter(([name, r]) => s.found(name) !== r);
   t.same(missing, [], 'every item is found after the splits');
   const { u32 } = s.m;

@@ -40,11 +40,6 @@ export class HashIndex {
     return bucketsInUse(this.m.f64);
   }
 
-  /** Doublings the table has gone through whole, counting from one bucket (hash_power_level). */
-  get powerLevel(): number {
-    return Math.log2(this.m.f64[H_INDEX_BASE]!);
-  }
-
   hash(key: Uint8Array): number {
     return fnv1a32(key, 0, key.length);
   }

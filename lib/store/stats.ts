@@ -58,8 +58,8 @@ export interface ClassStats {
 export interface ShardStats {
   counters: Record<string, number>;
   classes: ClassStats[];
-  /** log2 of the hash index's base bucket count (memcached's hash_power_level). */
-  hashPowerLevel: number;
+  /** The hash index's buckets before the splits of its current doubling (a power of two). */
+  hashBaseBuckets: number;
   /** Bytes of the hash index's buckets in use. */
   hashBytes: number;
 }
@@ -161,5 +161,5 @@ export function readShardStats(sab: SharedArrayBuffer, cfg: LayoutConfig, now: n
       hits_to_temp: st.hits_to_temp,
     });
   }
-  return { counters, classes, hashPowerLevel: Math.log2(f64[H_INDEX_BASE]!), hashBytes: bucketsInUse(f64) * 4 };
+  return { counters, classes, hashBaseBuckets: f64[H_INDEX_BASE]!, hashBytes: bucketsInUse(f64) * 4 };
 }
